@@ -1,0 +1,7 @@
+"""`python -m bridge` runs the CLI."""
+
+from __future__ import annotations
+
+from bridge.cli import run
+
+run()

@@ -1,0 +1,188 @@
+"""The `bridge` command line. Layer: top; wires settings to app use cases and prints.
+
+Errors are translated once, in :func:`run`, into sysexits codes (FIELD_NOTES.md (c)).
+`emulate`, `server` and `demo` load their packages lazily, so the core never imports them.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from bridge import __version__
+from bridge.app import dump_records, open_receiver, receiver_info
+from bridge.dexcom import DUMP_KINDS, FIELDS
+from bridge.errors import EX_IOERR, EX_SOFTWARE, BridgeError
+
+__all__ = ["cli", "run"]
+
+log = logging.getLogger("bridge")
+
+_LAZY = {  # name: (module, attribute, one-line help shown without importing the module)
+    "emulate": ("bridge.emulator.cli", "emulate", "Run a receiver emulator on a pseudo-terminal."),
+    "server": ("bridge.server.cli", "server", "Run the bundled Nightscout-compatible server."),
+    "demo": ("bridge.demo", "demo", "Emulator + bridge on embedded defaults (what `make demo` runs)."),
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose heavy subcommands are imported only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _LAZY:
+            module, attr, _ = _LAZY[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _LAZY[name][2]) if name in _LAZY else (name, self.commands[name].get_short_help_str(60))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _configure_logging(verbose: int, trace: bool) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if trace:
+        logging.getLogger("bridge.wire").setLevel(logging.DEBUG)
+        logging.getLogger().setLevel(min(level, logging.DEBUG))
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bridge")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("--trace", is_flag=True, help="Log every frame on the wire as hex (logger bridge.wire).")
+def cli(verbose: int, trace: bool) -> None:
+    """Dexcom G4 receiver to Nightscout bridge.
+
+    \b
+    Examples:
+      bridge info                      identify the receiver on USB
+      bridge dump --type egv --last 12 the last hour of glucose as JSON lines
+      bridge emulate --days 7 --link /tmp/dexcom   a receiver without hardware
+    """
+    _configure_logging(verbose, trace)
+
+
+device_option = click.option(
+    "--device",
+    envvar="BRIDGE_DEVICE",
+    default="auto",
+    show_default=True,
+    help="Receiver port: a path (/dev/ttyACM0, /dev/dexcom, a pty) or 'auto' to search USB "
+    "for VID:PID 22a3:0047. Env: BRIDGE_DEVICE.",
+)
+
+
+@cli.command()
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def info(device: str, as_json: bool) -> None:
+    """Identify the receiver: serial, firmware, transmitter, battery, clocks, record counts.
+
+    \b
+    Example:
+      bridge info --device /dev/dexcom
+    """
+    with open_receiver(device) as receiver:
+        report = receiver_info(receiver).to_dict()
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    counts = report.pop("record_counts")
+    for key, value in report.items():
+        click.echo(f"{key.replace('_', ' '):<24}{'-' if value is None else value}")
+    skew = report["clock_skew_seconds"]
+    if abs(skew) > 300:
+        click.echo(f"{'':<24}(receiver system clock is {skew:+d} s from the host's; "
+                   "readings are still timed correctly through the clock anchor)")
+    click.echo("record counts")
+    for name, count in counts.items():
+        click.echo(f"  {name:<22}{'unreadable' if count is None else count}")
+
+
+def _parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not ISO 8601 (e.g. 2026-11-25T08:00:00Z)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@cli.command()
+@device_option
+@click.option("--type", "kind", type=click.Choice(list(DUMP_KINDS)), required=True, help="Record type to print.")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--since", callback=_parse_since, metavar="ISO8601", help="Only records after this time (UTC unless it has an offset).")
+@click.option("--last", type=click.IntRange(min=0), metavar="N", help="Only the newest N records.")
+def dump(device: str, kind: str, fmt: str, since: datetime | None, last: int | None) -> None:
+    """Print the receiver's records of one type, oldest first.
+
+    JSON is one object per line. Exit 0 when every page was read, 74 (after printing all
+    that could be read) when pages had to be skipped.
+
+    \b
+    Examples:
+      bridge dump --type egv --last 12
+      bridge dump --type meter --since 2026-11-24T00:00:00Z --format csv
+    """
+    with open_receiver(device) as receiver:
+        report = dump_records(receiver, kind, since=since, last=last)
+    _print_rows(report.rows, FIELDS[kind], fmt)
+    if report.skipped_pages:
+        click.echo(
+            f"Warning: {len(report.skipped_pages)} page(s) could not be read whole "
+            f"({report.bad_records} damaged records): {report.skipped_pages}. Run dump again to retry.",
+            err=True,
+        )
+        sys.exit(EX_IOERR)
+
+
+def _print_rows(rows: list[dict[str, Any]], fields: list[str], fmt: str) -> None:
+    columns = [*fields[:3], "utc", *fields[3:]]
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps({c: row[c] for c in columns}))
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: json.dumps(v) if isinstance(v, list) else v for c, v in row.items()})
+
+
+def run() -> None:
+    """Console-script entry point: run the CLI and map errors to exit codes."""
+    try:
+        cli.main(prog_name="bridge", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BridgeError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        if exc.hint:
+            click.echo(f"Hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:  # noqa: BLE001 - last resort: say so, exit 70 so systemd restarts
+        log.exception("unexpected error")
+        sys.exit(EX_SOFTWARE)
