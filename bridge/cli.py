@@ -127,7 +127,12 @@ def _parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None
 @device_option
 @click.option("--type", "kind", type=click.Choice(list(DUMP_KINDS)), required=True, help="Record type to print.")
 @click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
-@click.option("--since", callback=_parse_since, metavar="ISO8601", help="Only records after this time (UTC unless it has an offset).")
+@click.option(
+    "--since",
+    callback=_parse_since,
+    metavar="ISO8601",
+    help="Only records after this time (UTC unless it has an offset).",
+)
 @click.option("--last", type=click.IntRange(min=0), metavar="N", help="Only the newest N records.")
 def dump(device: str, kind: str, fmt: str, since: datetime | None, last: int | None) -> None:
     """Print the receiver's records of one type, oldest first.

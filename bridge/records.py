@@ -9,6 +9,7 @@ by properties and the small tables below (PROTOCOL.md §5, §6).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import IntEnum
 from typing import ClassVar
 from xml.etree import ElementTree
@@ -28,6 +29,7 @@ __all__ = [
     "Record",
     "RecordType",
     "SensorRecord",
+    "StampedRecord",
     "Trend",
     "UserEventRecord",
     "UserSettingsRecord",
@@ -315,3 +317,16 @@ Record = (
     | XMLRecord
     | OpaqueRecord
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StampedRecord:
+    """A record with the receiver it came from and its UTC time, fixed once by the store.
+
+    The UTC time comes from the clock-anchor rule (``bridge.dexcom.clock``) when the store
+    first saw the record and never changes, so every upload of it carries the same instant.
+    """
+
+    serial: str
+    utc: datetime  # timezone-aware UTC, whole seconds
+    record: Record

@@ -9,6 +9,7 @@ from typing import Any
 
 from bridge.dexcom import (
     DUMP_KINDS,
+    DUMP_RECORD_TYPES,
     Command,
     Receiver,
     ReceiverClock,
@@ -110,7 +111,9 @@ class DumpReport:
     clock: ReceiverClock | None = None
 
 
-def dump_records(receiver: Receiver, kind: str, *, since: datetime | None = None, last: int | None = None) -> DumpReport:
+def dump_records(
+    receiver: Receiver, kind: str, *, since: datetime | None = None, last: int | None = None
+) -> DumpReport:
     """Read one kind of record with its UTC time through the clock rule.
 
     Args:
@@ -120,7 +123,7 @@ def dump_records(receiver: Receiver, kind: str, *, since: datetime | None = None
         last: only the newest N records.
     """
     cls = DUMP_KINDS[kind]
-    record_type = cls.RECORD_TYPE  # type: ignore[attr-defined]
+    record_type = DUMP_RECORD_TYPES[kind]
     clock = receiver.read_clock()
     anchor = measure_anchor(clock)
     since_system = None if since is None else anchor.to_system(since)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bridge.dexcom import Receiver, SerialLink, Timeouts, resolve_device
-from bridge.dexcom.receiver import RECONNECT_WAIT_S
+from bridge.dexcom.receiver import DEFAULT_TIMEOUTS, RECONNECT_WAIT_S
 
 __all__ = ["open_receiver"]
 
@@ -16,7 +16,7 @@ def open_receiver(
     device: str = "auto",
     *,
     reconnect_wait_s: float = RECONNECT_WAIT_S,
-    timeouts: Timeouts = Timeouts(),
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
     attempts: int = 3,
 ) -> Iterator[Receiver]:
     """Open the receiver at ``device`` (a path, a pyserial URL or ``auto``).

@@ -9,13 +9,14 @@ from __future__ import annotations
 from bridge.dexcom.clock import ClockAnchor, ReceiverClock, choose_anchor, format_utc, measure_anchor
 from bridge.dexcom.commands import Command, Partition, Status
 from bridge.dexcom.discovery import PortInfo, find_receivers, resolve_device
-from bridge.dexcom.export import DUMP_KINDS, FIELDS, record_to_dict
+from bridge.dexcom.export import DUMP_KINDS, DUMP_RECORD_TYPES, FIELDS, record_to_dict
 from bridge.dexcom.link import SerialLink
 from bridge.dexcom.pages import Page, PageHeader, decode_page, encode_page
 from bridge.dexcom.receiver import ReadResult, Receiver, Timeouts
 
 __all__ = [
     "DUMP_KINDS",
+    "DUMP_RECORD_TYPES",
     "FIELDS",
     "ClockAnchor",
     "Command",

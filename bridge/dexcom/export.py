@@ -17,12 +17,13 @@ from bridge.records import (
     InsertionRecord,
     MeterRecord,
     Record,
+    RecordType,
     SensorRecord,
     UserEventRecord,
     UserSettingsRecord,
 )
 
-__all__ = ["DUMP_KINDS", "FIELDS", "record_to_dict"]
+__all__ = ["DUMP_KINDS", "DUMP_RECORD_TYPES", "FIELDS", "record_to_dict"]
 
 #: ``bridge dump --type`` names and the record class each selects.
 DUMP_KINDS: dict[str, type[Record]] = {
@@ -33,6 +34,17 @@ DUMP_KINDS: dict[str, type[Record]] = {
     "insertion": InsertionRecord,
     "event": UserEventRecord,
     "settings": UserSettingsRecord,
+}
+
+#: The partition each dump kind is read from.
+DUMP_RECORD_TYPES: dict[str, RecordType] = {
+    "egv": RecordType.EGV_DATA,
+    "sensor": RecordType.SENSOR_DATA,
+    "meter": RecordType.METER_DATA,
+    "cal": RecordType.CAL_SET,
+    "insertion": RecordType.INSERTION_TIME,
+    "event": RecordType.USER_EVENT_DATA,
+    "settings": RecordType.USER_SETTING_DATA,
 }
 
 _COMMON = ["type", "system_seconds", "display_seconds"]

@@ -121,11 +121,14 @@ def decode_record(record_type: int, revision: int, raw: bytes) -> Record:
 def encode_record(record: Record, revision: int | None = None) -> bytes:
     """Encode a record with its CRC (the emulator's path; the inverse of decode_record)."""
     if isinstance(record, EGVRecord):
-        word = record.glucose | (DISPLAY_ONLY_FLAG if record.display_only else 0) | (record.trend_flags & GLUCOSE_FLAGS_MASK)
-        trend = (record.trend & TREND_MASK) | ((record.noise << NOISE_SHIFT) & NOISE_MASK) | (record.trend_flags & TREND_BIT7)
+        flags = record.trend_flags
+        word = record.glucose | (DISPLAY_ONLY_FLAG if record.display_only else 0) | (flags & GLUCOSE_FLAGS_MASK)
+        trend = (record.trend & TREND_MASK) | ((record.noise << NOISE_SHIFT) & NOISE_MASK) | (flags & TREND_BIT7)
         body = _EGV.pack(record.system_seconds, record.display_seconds, word, trend)
     elif isinstance(record, SensorRecord):
-        body = _SENSOR.pack(record.system_seconds, record.display_seconds, record.unfiltered, record.filtered, record.rssi)
+        body = _SENSOR.pack(
+            record.system_seconds, record.display_seconds, record.unfiltered, record.filtered, record.rssi
+        )
     elif isinstance(record, MeterRecord):
         body = _METER.pack(record.system_seconds, record.display_seconds, record.meter_glucose, record.meter_seconds)
     elif isinstance(record, InsertionRecord):

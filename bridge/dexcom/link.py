@@ -40,7 +40,10 @@ PERMISSION_HINT = (
     "and install the udev rule: sudo cp udev/70-dexcom-bridge.rules /etc/udev/rules.d/ && "
     "sudo udevadm control --reload && sudo udevadm trigger"
 )
-NOT_FOUND_HINT = "check the USB cable and that the receiver is switched on; `bridge info --device auto` searches by VID:PID 22a3:0047"
+NOT_FOUND_HINT = (
+    "check the USB cable and that the receiver is switched on; "
+    "`bridge info --device auto` searches by VID:PID 22a3:0047"
+)
 
 
 class _Hex:
@@ -185,7 +188,7 @@ class SerialLink:
             return b""
         with serial_errors(self.url):
             port.timeout = remaining
-            first = port.read(1)
+            first: bytes = port.read(1)
             if not first:
                 return b""
             waiting = port.in_waiting

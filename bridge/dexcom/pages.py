@@ -28,7 +28,18 @@ from bridge.dexcom.layouts import decode_record, encode_record, record_size
 from bridge.errors import CRCError, RecordError
 from bridge.records import Record
 
-__all__ = ["PAGE_DATA_LEN", "PAGE_HEADER", "PAGE_SIZE", "Page", "PageHeader", "decode_page", "decode_page_header", "encode_page", "encode_page_header", "split_pages"]
+__all__ = [
+    "PAGE_DATA_LEN",
+    "PAGE_HEADER",
+    "PAGE_SIZE",
+    "Page",
+    "PageHeader",
+    "decode_page",
+    "decode_page_header",
+    "encode_page",
+    "encode_page_header",
+    "split_pages",
+]
 
 PAGE_HEADER = struct.Struct("<IIBBI3IH")
 PAGE_HEADER_LEN = PAGE_HEADER.size  # 28
@@ -131,7 +142,9 @@ def encode_page(header: PageHeader, records: Sequence[Record]) -> bytes:
     data = b"".join(encode_record(r, header.revision) for r in records)
     if len(data) > PAGE_DATA_LEN:
         raise RecordError(f"{len(records)} records ({len(data)} bytes) do not fit one page")
-    head = PageHeader(header.first_index, len(records), header.record_type, header.revision, header.page_number, header.reserved)
+    head = PageHeader(
+        header.first_index, len(records), header.record_type, header.revision, header.page_number, header.reserved
+    )
     return encode_page_header(head) + data.ljust(PAGE_DATA_LEN, bytes([FILL]))
 
 

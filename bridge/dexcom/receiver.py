@@ -40,6 +40,7 @@ T = TypeVar("T")
 DEFAULT_ATTEMPTS = 3  # sends per command (1 + 2 resends) on timeout, bad CRC, NAK
 PAGE_ATTEMPTS = 3  # reads of one page before it is skipped
 MAX_PAGES_PER_READ = 4  # what Dexcom Studio asks for (PROTOCOL.md §4.3)
+MULTI_PAGE_FAILURE_LIMIT = 2  # multi-page reads failing whole this often in a row: read pages singly
 RECONNECT_WAIT_S = 10.0  # how long to wait for an unplugged receiver to come back
 MAX_RECONNECTS = 3  # per command
 _RETRYABLE_STATUS = frozenset({Status.NAK, Status.INCOMPLETE_PACKET_RECEIVED, Status.NULL})
@@ -73,6 +74,9 @@ class Timeouts:
         if command in cmd.XML_COMMANDS:
             return self.xml_s
         return self.command_s + self.per_page_s * pages
+
+
+DEFAULT_TIMEOUTS = Timeouts()
 
 
 @dataclass(slots=True)
@@ -118,7 +122,7 @@ class Receiver:
         link: ByteLink,
         *,
         attempts: int = DEFAULT_ATTEMPTS,
-        timeouts: Timeouts = Timeouts(),
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
         max_pages_per_read: int = MAX_PAGES_PER_READ,
         reconnect_wait_s: float = RECONNECT_WAIT_S,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -134,6 +138,7 @@ class Receiver:
         self._monotonic = monotonic
         self._decoder = FrameDecoder()
         self._partitions: dict[int, Partition] | None = None
+        self._multi_page_failures = 0
 
     def __repr__(self) -> str:
         return f"Receiver({self.link.url!r})"
@@ -314,7 +319,9 @@ class Receiver:
                 best = page
         return best
 
-    def iter_pages(self, record_type: int, first: int, last: int, *, newest_first: bool = True) -> Iterator[tuple[int, Page | None]]:
+    def iter_pages(
+        self, record_type: int, first: int, last: int, *, newest_first: bool = True
+    ) -> Iterator[tuple[int, Page | None]]:
         """Yield (page number, page or None when skipped) for pages first..last.
 
         Reads up to ``max_pages_per_read`` pages per command; a page that fails in a batch is
@@ -332,12 +339,15 @@ class Receiver:
             if len(batch) > 1:
                 try:
                     raws = self._fetch(record_type, lo, len(batch))
-                except NAKError as exc:
-                    if exc.status == Status.INVALID_PARAM:
-                        log.info("receiver refused %d-page reads; reading one page at a time", len(batch))
-                        self.max_pages_per_read = 1
+                    self._multi_page_failures = 0
                 except (ReceiverTimeoutError, ProtocolError) as exc:
-                    log.debug("%d-page read of type %d failed: %s", len(batch), record_type, exc)
+                    self._multi_page_failures += 1
+                    refused = isinstance(exc, NAKError) and exc.status == Status.INVALID_PARAM
+                    if refused or self._multi_page_failures >= MULTI_PAGE_FAILURE_LIMIT:
+                        log.info("%d-page reads failed (%s); reading one page at a time", len(batch), exc)
+                        self.max_pages_per_read = 1
+                    else:
+                        log.debug("%d-page read of type %d failed: %s", len(batch), record_type, exc)
             decoded: dict[int, Page] = {}
             for raw in raws or []:
                 try:
@@ -375,7 +385,9 @@ class Receiver:
                 continue
             result.pages_read += 1
             if page.bad_records:
-                log.warning("page %d of record type %d: %d records failed their CRC", number, record_type, page.bad_records)
+                log.warning(
+                    "page %d of record type %d: %d records failed their CRC", number, record_type, page.bad_records
+                )
                 result.skipped_pages.append(number)
                 result.bad_records += page.bad_records
             pages.append(page)

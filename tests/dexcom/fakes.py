@@ -40,7 +40,10 @@ class FakeLink:
 
     url = "fake://captured"
 
-    def __init__(self, faults: dict[int, Fault] | None = None, *, max_pages: int = 4) -> None:
+    def __init__(
+        self, faults: dict[int, Fault] | None = None, *, max_pages: int = 4, ignore_multi_page: bool = False
+    ) -> None:
+        self.ignore_multi_page = ignore_multi_page  # a receiver that never answers count > 1
         self.simple, self.pages = captured_device()
         self.faults = dict(faults or {})  # request number (1-based) -> fault
         self.max_pages = max_pages
@@ -82,6 +85,8 @@ class FakeLink:
         self.requests.append((frame.command, frame.payload))
         reply = self.answer(frame.command, frame.payload)
         fault = self.faults.get(len(self.requests))
+        if self.ignore_multi_page and frame.command == Command.READ_DATABASE_PAGES and frame.payload[-1] > 1:
+            fault = "silent"
         if fault == "silent":
             return
         if fault == "late":

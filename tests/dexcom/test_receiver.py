@@ -103,3 +103,13 @@ def test_receiver_reads_clock_and_identity_from_real_replies() -> None:
     assert receiver.transmitter_id() == "60HMW"
     assert receiver.firmware_header()["FirmwareVersion"] == "2.0.1.104"
     assert receiver.partitions()[RecordType.CAL_SET].record_length == 148
+
+
+def test_receiver_reads_singly_after_multi_page_reads_keep_failing() -> None:
+    link = FakeLink(ignore_multi_page=True)  # count > 1 is never answered, single pages are
+    receiver = make_receiver(link)
+    result = receiver.read_records(EGV)
+    assert result.complete and result.records == _all_egv(link)
+    assert receiver.max_pages_per_read == 1
+    multi = [p for c, p in link.requests if c == Command.READ_DATABASE_PAGES and p[-1] > 1]
+    assert len(multi) == 2 * 3  # two failed batches of three sends, then never again
