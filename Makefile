@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz bench chaos clean
+.PHONY: demo test fuzz bench chaos clean browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
@@ -18,10 +18,16 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# The browser tests drive Debian's Chromium through its chromedriver (no downloads at run time).
+browser:
+	@test -x /usr/bin/chromedriver -a -x /usr/bin/chromium || { \
+	  echo "installing chromium and chromium-driver for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 demo: $(STAMP)
 	$(BIN)/bridge demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 fuzz: $(STAMP)
@@ -30,6 +36,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_download.py
 	$(BIN)/python bench/bench_decode.py
+	$(BIN)/python bench/bench_server.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

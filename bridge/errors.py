@@ -145,9 +145,31 @@ class StoreError(BridgeError):
 
 
 class UploadError(BridgeError):
-    """An upload to Nightscout did not succeed."""
+    """An upload to Nightscout did not succeed.
+
+    Args:
+        message: what went wrong, for the user.
+        hint: what to try next.
+        status: the HTTP status, when there was an answer.
+        retry_after_s: the server's Retry-After, when it gave one.
+        delivered: how many leading documents were acknowledged before the failure.
+    """
 
     exit_code = EX_TEMPFAIL
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        delivered: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.delivered = delivered
 
 
 class UploadRejectedError(UploadError):

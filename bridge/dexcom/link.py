@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import termios
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,9 +68,11 @@ def serial_errors(url: str, *, opening: bool = False) -> Iterator[None]:
         yield
     except serial.SerialTimeoutException as exc:
         raise ReceiverTimeoutError(f"{url}: write timed out") from exc
-    except (serial.SerialException, OSError) as exc:
+    except (serial.SerialException, OSError, termios.error) as exc:
         cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
         code = getattr(cause, "errno", None)
+        if isinstance(exc, termios.error) and exc.args and isinstance(exc.args[0], int):
+            code = exc.args[0]  # termios.error carries (errno, text) but is no OSError
         if code in (errno.EACCES, errno.EPERM):
             raise ReceiverPermissionError(f"{url}: permission denied", hint=PERMISSION_HINT) from exc
         if opening and (code in (errno.ENOENT, errno.ENODEV, errno.ENXIO) or not _exists(url)):
@@ -159,7 +162,7 @@ class SerialLink:
         if self._port is not None:
             try:
                 self._port.close()
-            except (serial.SerialException, OSError):  # already gone: nothing to release
+            except (serial.SerialException, OSError, termios.error):  # already gone: nothing to release
                 pass
             self._port = None
 

@@ -101,15 +101,23 @@
 
   function renderChart(list) {
     const chart = $("chart");
-    const W = 600, H = 300, left = 34, right = 6, top = 8, bottom = 22;
-    const lo = 40, hi = 400;
+    // One SVG unit per CSS pixel, so labels and dots keep their size on a phone.
+    const W = Math.round(chart.getBoundingClientRect().width) || 600;
+    const H = Math.round(Math.min(360, Math.max(220, W * 0.6)));
+    chart.setAttribute("viewBox", "0 0 " + W + " " + H);
+    const left = 34, right = 6, top = 8, bottom = 22;
     const end = Date.now(), start = end - state.hours * 60 * MINUTE;
+    let highest = state.top;
+    for (const entry of list) if (entry.date >= start && entry.sgv <= 400) highest = Math.max(highest, entry.sgv);
+    const lo = 40, hi = Math.min(400, Math.max(250, Math.ceil((highest + 20) / 50) * 50));
     const x = (t) => left + ((t - start) / (end - start)) * (W - left - right);
     const y = (v) => top + (1 - (Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * (H - top - bottom);
     chart.replaceChildren();
     chart.appendChild(svg("rect", { class: "band", x: left, width: W - left - right,
       y: y(state.top), height: y(state.bottom) - y(state.top) }));
-    for (const v of [state.bottom, state.top, 300]) {
+    const levels = [state.bottom, state.top];
+    for (let v = 100 * Math.ceil((state.top + 40) / 100); v <= hi; v += 100) levels.push(v);
+    for (const v of levels) {
       chart.appendChild(svg("line", { class: "grid", x1: left, x2: W - right, y1: y(v), y2: y(v) }));
       chart.appendChild(svg("text", { class: "label", x: 2, y: y(v) + 4 }, String(v)));
     }
@@ -120,7 +128,9 @@
       const hour = new Date(t).getHours();
       if (hour % stepH !== 0) continue;
       chart.appendChild(svg("line", { class: "grid", x1: x(t), x2: x(t), y1: top, y2: H - bottom }));
-      chart.appendChild(svg("text", { class: "label", x: x(t) - 8, y: H - 6 }, String(hour).padStart(2, "0") + "h"));
+      if (x(t) < left + 12 || x(t) > W - 14) continue;  // a label cut by the edge is noise
+      chart.appendChild(svg("text", { class: "label", x: x(t), y: H - 6, "text-anchor": "middle" },
+        String(hour).padStart(2, "0") + "h"));
     }
     const radius = state.hours <= 6 ? 3.5 : state.hours <= 12 ? 2.5 : 2;
     for (const entry of list) {
@@ -244,6 +254,7 @@
     });
   }
   setInterval(render, 15000);  // ages and the chart's time axis move on
+  window.addEventListener("resize", render);
   render();
   start();
 })();
