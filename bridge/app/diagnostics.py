@@ -112,7 +112,12 @@ class DumpReport:
 
 
 def dump_records(
-    receiver: Receiver, kind: str, *, since: datetime | None = None, last: int | None = None
+    receiver: Receiver,
+    kind: str,
+    *,
+    since: datetime | None = None,
+    last: int | None = None,
+    since_system: int | None = None,
 ) -> DumpReport:
     """Read one kind of record with its UTC time through the clock rule.
 
@@ -121,12 +126,14 @@ def dump_records(
         kind: a ``bridge dump --type`` name.
         since: only records after this instant (pages read newest first, stopping early).
         last: only the newest N records.
+        since_system: only records after this receiver system time (a follower's cursor).
     """
     cls = DUMP_KINDS[kind]
     record_type = DUMP_RECORD_TYPES[kind]
     clock = receiver.read_clock()
     anchor = measure_anchor(clock)
-    since_system = None if since is None else anchor.to_system(since)
+    if since is not None:
+        since_system = anchor.to_system(since)
     newest_pages = None
     if last is not None and since is None:
         partitions = receiver.partitions()

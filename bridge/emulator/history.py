@@ -58,6 +58,7 @@ __all__ = [
 HISTORY_INTERVAL_S = 300  # a G4 reading every 5 minutes
 SESSION_S = 7 * 86400
 WARMUP_S = 2 * 3600
+MAX_RATE_MGDL_PER_MIN = 3.5  # beyond the G4's fastest arrow (> 3 mg/dL/min)
 UNCALIBRATED_READINGS = 2  # SENSOR_NOT_CALIBRATED readings before the start-up calibration
 SENSOR_BEFORE_EGV_S = 1
 METER_BEFORE_RECORD_S = 30
@@ -148,6 +149,7 @@ class HistoryGenerator:
         self._seq = 0
         self._planned_days: set[int] = set()
         self._meals: list[_Meal] = []
+        self._last_true: tuple[int, float] | None = None
         self._dips: list[tuple[int, float]] = []
         self._drift = 0.0
         self._drift_t = start_s
@@ -399,7 +401,15 @@ class HistoryGenerator:
             steps = (t - self._drift_t) / HISTORY_INTERVAL_S
             self._drift = self._drift * 0.96**steps + self._rng.gauss(0, 3.5) * math.sqrt(min(steps, 10.0))
             self._drift_t = t
-        return min(390.0, max(42.0, total + self._drift))
+        value = min(390.0, max(42.0, total + self._drift))
+        if self._last_true is not None and t > self._last_true[0]:
+            # blood glucose moves at most a few mg/dL a minute: keep the curve physiological
+            then, before = self._last_true
+            limit = MAX_RATE_MGDL_PER_MIN * (t - then) / 60
+            value = min(before + limit, max(before - limit, value))
+        if self._last_true is None or t >= self._last_true[0]:
+            self._last_true = (t, value)
+        return value
 
     def _new_sensor(self) -> _Calibration:
         return _Calibration(self._rng.uniform(650, 1000), self._rng.uniform(15000, 35000))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from bridge.dexcom.commands import Command, Status, decode_read_pages, encode_page_range
 from bridge.dexcom.framing import FrameDecoder, encode_frame
+from bridge.dexcom.layouts import record_size
 from bridge.errors import ReceiverDisconnectedError
 
 from vectors import load
@@ -44,6 +45,7 @@ class FakeLink:
         self, faults: dict[int, Fault] | None = None, *, max_pages: int = 4, ignore_multi_page: bool = False
     ) -> None:
         self.ignore_multi_page = ignore_multi_page  # a receiver that never answers count > 1
+        self.damaged_records: set[tuple[int, int]] = set()  # (page, record index) always corrupt
         self.simple, self.pages = captured_device()
         self.faults = dict(faults or {})  # request number (1-based) -> fault
         self.max_pages = max_pages
@@ -137,7 +139,12 @@ class FakeLink:
             wanted = range(first, first + count)
             if count > self.max_pages or not all(n in have for n in wanted):
                 return encode_frame(Status.INVALID_PARAM)
-            return encode_frame(Status.ACK, b"".join(have[n] for n in wanted))
+            pages = [bytearray(have[n]) for n in wanted]
+            for page, number in zip(pages, wanted):
+                for damaged, index in self.damaged_records:
+                    if damaged == number:  # flip a bit of that record's first byte: its CRC fails
+                        page[28 + index * record_size(record_type, page[9])] ^= 0x01
+            return encode_frame(Status.ACK, b"".join(bytes(p) for p in pages))
         if command in self.simple:
             return encode_frame(Status.ACK, self.simple[command])
         return encode_frame(Status.INVALID_COMMAND)
