@@ -57,6 +57,9 @@ class FrameDecoder:
     def __init__(self, max_len: int = MAX_FRAME_LEN) -> None:
         self._buf = bytearray()
         self._max_len = max_len
+        # bytes at the head of the buffer that belong to a frame which failed its CRC: a SOF
+        # found in them is likely a false one and must not hold up the frames after them
+        self._damaged = 0
 
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
@@ -65,6 +68,7 @@ class FrameDecoder:
     def clear(self) -> None:
         """Forget everything buffered (before a resend)."""
         self._buf.clear()
+        self._damaged = 0
 
     @property
     def pending(self) -> int:
@@ -81,26 +85,67 @@ class FrameDecoder:
     def next_frame(self) -> Frame | None:
         """Return the next complete frame, or None if more bytes are needed.
 
+        After a CRC failure only the false SOF is dropped, so a good frame hidden in the bytes
+        after it is still found. A SOF inside the damaged frame that announces more bytes than
+        have arrived does not hold up a good frame inside or right after the damaged one: once
+        such a frame is complete and valid, the bytes before it are dropped. Candidates inside
+        the damaged frame that fail their own CRC are dropped without a second CRCError.
+
         Raises:
             CRCError: a damaged frame was dropped; the caller may resend.
         """
         while (start := self._buf.find(SOF)) >= 0:
-            del self._buf[:start]  # noise before SOF
+            self._drop(start)  # noise before SOF
             if len(self._buf) < HEADER.size:
                 return None
             _, length, command = HEADER.unpack_from(self._buf)
             if not MIN_FRAME_LEN <= length <= self._max_len:
-                del self._buf[0]  # false SOF: hunt again
+                self._drop(1)  # false SOF: hunt again
                 continue
             if len(self._buf) < length:
+                if self._damaged and (good := self._next_valid_frame()):
+                    self._drop(good)  # a whole good frame follows: this SOF was false
+                    continue
                 return None
             body = bytes(self._buf[: length - CRC.size])
             (sent,) = CRC.unpack_from(self._buf, length - CRC.size)
             if (calc := crc16_xmodem(body)) != sent:
                 # drop only the false SOF: the bytes after it may hold the next good frame
-                del self._buf[0]
+                reported = self._damaged > 0
+                self._drop(1)
+                if reported:
+                    continue  # a false SOF inside a damaged frame already reported
+                self._damaged = length - 1
                 raise CRCError(f"packet CRC {sent:#06x}, computed {calc:#06x}")
-            del self._buf[:length]
+            self._drop(length)
             return Frame(command, body[HEADER.size :])
-        self._buf.clear()
+        self._drop(len(self._buf))
         return None
+
+    def _drop(self, count: int) -> None:
+        del self._buf[:count]
+        self._damaged = max(0, self._damaged - count)
+
+    def _next_valid_frame(self) -> int:
+        """Find a good frame among or right after the damaged bytes.
+
+        Returns:
+            The offset of the first complete frame with a valid CRC that starts after the head
+            and no later than the end of the damaged bytes; 0 when there is none (yet).
+        """
+        pos = 0
+        while (pos := self._buf.find(SOF, pos + 1, self._damaged + 1)) > 0:
+            if self._valid_frame_at(pos):
+                return pos
+        return 0
+
+    def _valid_frame_at(self, offset: int) -> bool:
+        """Whether a complete frame with a good CRC starts at ``offset`` in the buffer."""
+        if len(self._buf) < offset + HEADER.size or self._buf[offset] != SOF:
+            return False
+        _, length, _ = HEADER.unpack_from(self._buf, offset)
+        if not MIN_FRAME_LEN <= length <= self._max_len or len(self._buf) < offset + length:
+            return False
+        end = offset + length - CRC.size
+        (sent,) = CRC.unpack_from(self._buf, end)
+        return bool(crc16_xmodem(bytes(self._buf[offset:end])) == sent)
