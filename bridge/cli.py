@@ -11,13 +11,17 @@ import importlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from bridge import __version__
 from bridge.app import dump_records, open_receiver, receiver_info
+from bridge.app.sync import SyncReport, sync_once
+from bridge.config import Settings, load_settings
 from bridge.dexcom import DUMP_KINDS, FIELDS
 from bridge.errors import EX_IOERR, EX_SOFTWARE, BridgeError
 
@@ -167,6 +171,99 @@ def _print_rows(rows: list[dict[str, Any]], fields: list[str], fmt: str) -> None
     writer.writeheader()
     for row in rows:
         writer.writerow({c: json.dumps(v) if isinstance(v, list) else v for c, v in row.items()})
+
+
+def settings_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every uploading command shares (sync, run, config)."""
+    for option in reversed([
+        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                      help="TOML config file (default: $XDG_CONFIG_HOME/dexcom-bridge/config.toml, "
+                      "then /etc/dexcom-bridge/config.toml)."),
+        click.option("--device", help="Receiver port or 'auto' (default). Env: BRIDGE_DEVICE."),
+        click.option("--nightscout-url", "nightscout_urls", multiple=True, metavar="URL",
+                     help="Nightscout site; repeat for several. Env: NIGHTSCOUT_URL / BRIDGE_NIGHTSCOUT_URL."),
+        click.option("--secret-file", type=click.Path(dir_okay=False),
+                     help="File holding the API secret (else API_SECRET / BRIDGE_API_SECRET, or systemd credentials)."),
+        click.option("--state-dir", type=click.Path(file_okay=False),
+                     help="Where the outbox lives (default: $XDG_STATE_HOME/dexcom-bridge). Env: BRIDGE_STATE_DIR."),
+        click.option("--device-name", help="Nightscout `device` field (default: dexcom-bridge://SERIAL)."),
+        click.option("--special-values", type=click.Choice(["codes", "skip"]),
+                     help="Upload special glucose values as Nightscout error codes (default) or skip them."),
+        click.option("--allow-insecure-http", is_flag=True, default=None,
+                     help="Allow plain http:// to hosts other than this machine (the secret then travels in clear)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _settings(config_path: Path | None, **flags: object) -> Settings:
+    return load_settings(flags, config_path=config_path)
+
+
+def _print_sync(report: SyncReport) -> None:
+    read = report.read
+    if read is not None:
+        clock = read.clock
+        skew = f", receiver clock {clock.skew_s:+d} s from the host's" if clock and abs(clock.skew_s) > 60 else ""
+        kinds = ", ".join(f"{n} {k}" for k, n in read.read.items() if n)
+        click.echo(f"receiver {read.serial}: read {kinds or 'nothing new'}; stored {read.stored} new{skew}")
+        for kind, pages in read.skipped_pages.items():
+            click.echo(f"warning: {kind} pages {pages} could not be read whole; the next sync reads them again",
+                       err=True)
+    elif report.receiver_error is not None:
+        click.echo(f"receiver: {report.receiver_error}", err=True)
+        if report.receiver_error.hint:
+            click.echo(f"Hint: {report.receiver_error.hint}", err=True)
+    for d in report.destinations:
+        state = "up to date" if not d.pending else f"{d.pending} pending"
+        click.echo(f"{d.name}: uploaded {d.uploaded}, {state}")
+        if d.error:
+            click.echo(f"  {'refused' if d.refused else 'error'}: {d.error}", err=True)
+            if d.hint:
+                click.echo(f"  Hint: {d.hint}", err=True)
+
+
+@cli.command()
+@settings_options
+def sync(config_path: Path | None, **flags: object) -> None:
+    """Read the receiver once, store what is new, upload everything pending, exit.
+
+    Exit 0 when every Nightscout is up to date (also when nothing was new), 77 when a site
+    refused the credentials, 69 when no receiver was found, 75 when data is still pending,
+    74 when receiver pages could not be read.
+
+    \b
+    Example:
+      NIGHTSCOUT_URL=https://my-site.example API_SECRET=... bridge sync
+    """
+    settings = _settings(config_path, **flags)
+    if sys.stderr.isatty():
+        with click.progressbar(length=1, label="reading receiver", file=sys.stderr) as bar:
+            base = [0]  # pages of the partitions already read
+
+            def progress(done: int, total: int) -> None:
+                if done == 1:
+                    base[0] = bar.pos
+                bar.length = base[0] + total
+                bar.update(base[0] + done - bar.pos)
+            report = sync_once(settings, progress=progress)
+    else:
+        report = sync_once(settings, progress=None)
+    _print_sync(report)
+    sys.exit(report.exit_code)
+
+
+@cli.command("config")
+@settings_options
+@click.option("--show", is_flag=True, required=True, help="Print the effective settings, secrets redacted.")
+def config_command(config_path: Path | None, show: bool, **flags: object) -> None:
+    """Print the effective settings (flags > environment > config file > defaults).
+
+    \b
+    Example:
+      bridge config --show --config /etc/dexcom-bridge/config.toml
+    """
+    click.echo(json.dumps(_settings(config_path, **flags).redacted(), indent=2))
 
 
 def run() -> None:

@@ -87,6 +87,9 @@ class ReadResult:
     pages_read: int = 0
     skipped_pages: list[int] = field(default_factory=list)  # pages with records lost
     bad_records: int = 0
+    #: Newest system time before the first hole: everything up to it was read. None when the
+    #: first page read was already a hole (or nothing was read).
+    read_through: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -393,11 +396,15 @@ class Receiver:
             pages.append(page)
             if since_system is not None and any(r.system_seconds <= since_system for r in page.records):
                 break
-        for page in sorted(pages, key=lambda p: p.header.page_number):
-            result.records.extend(
-                r for r in page.records if since_system is None or r.system_seconds > since_system
-            )
         result.skipped_pages.sort()
+        first_hole = result.skipped_pages[0] if result.skipped_pages else None
+        for page in sorted(pages, key=lambda p: p.header.page_number):
+            new = [r for r in page.records if since_system is None or r.system_seconds > since_system]
+            result.records.extend(new)
+            if new and (first_hole is None or page.header.page_number < first_hole):
+                result.read_through = max(result.read_through or 0, *(r.system_seconds for r in new))
+        if result.read_through is None and first_hole is None:
+            result.read_through = since_system  # nothing new, nothing missed
         return result
 
 

@@ -28,7 +28,7 @@ import errno
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Mapping, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -299,6 +299,7 @@ class Outbox:
         utc_of: Callable[[int], datetime],
         *,
         destinations: Sequence[str],
+        cursors: Mapping[str, int] | None = None,
     ) -> int:
         """Store records read from a receiver and queue the uploadable ones, in one transaction.
 
@@ -313,6 +314,8 @@ class Outbox:
                 answer is kept only for records the store has not seen.
             destinations: the destinations that upload now; each new uploadable record gets a
                 pending row for each.
+            cursors: read cursors to advance in the same transaction, by kind (see
+                :meth:`cursor`); a cursor never moves backwards.
 
         Returns:
             How many records were new.
@@ -355,7 +358,38 @@ class Outbox:
                         "INSERT INTO sent_state (destination, record_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                         [(name, cur.lastrowid) for name in destinations],
                     )
+            conn.executemany(
+                "INSERT INTO cursors (serial, kind, through_system_seconds) VALUES (?, ?, ?) "
+                "ON CONFLICT (serial, kind) DO UPDATE SET through_system_seconds = "
+                "max(through_system_seconds, excluded.through_system_seconds)",
+                [(serial, kind, int(value)) for kind, value in (cursors or {}).items()],
+            )
         return inserted
+
+    def cursor(self, serial: str, kind: str) -> int | None:
+        """The read cursor: records of this kind through this system time have all been read.
+
+        None when the receiver was never read whole for this kind (read everything).
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT through_system_seconds FROM cursors WHERE serial = ? AND kind = ?", (serial, kind)
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def get_meta(self, key: str) -> str | None:
+        """A value kept between runs, or None."""
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Keep a value between runs."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def newest_system_seconds(self, serial: str, kind: str) -> int | None:
         """The read cursor: the newest system time stored (or pruned) for a receiver and kind."""

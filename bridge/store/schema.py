@@ -26,6 +26,15 @@ Version 1:
     Per (serial, kind), the newest system time pruned: records at or below it are not stored
     again, so a pruned record re-read from the receiver is not uploaded a second time.
 
+Version 2:
+
+``cursors``
+    Per (serial, kind), the system time through which the receiver has been read without a
+    hole: the next read starts after it. It advances in the same transaction as the records,
+    and never past a page that could not be read, so a skipped page is read again next time.
+``meta``
+    Small named values the bridge keeps between runs (devicestatus state, health), as text.
+
 Host times (``sent_at``, ``next_attempt_at``, ``measured_at``, ``last_*_at``) are integer Unix
 microseconds; record times (``utc``) are integer Unix seconds.
 """
@@ -85,8 +94,22 @@ def _v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v2(conn: sqlite3.Connection) -> None:
+    for statement in (
+        """CREATE TABLE cursors (
+            serial TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            through_system_seconds INTEGER NOT NULL,
+            PRIMARY KEY (serial, kind)) WITHOUT ROWID""",
+        """CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL) WITHOUT ROWID""",
+    ):
+        conn.execute(statement)
+
+
 #: Migration n is ``MIGRATIONS[n - 1]``. Append only; never edit a released one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -113,3 +113,22 @@ def test_receiver_reads_singly_after_multi_page_reads_keep_failing() -> None:
     assert receiver.max_pages_per_read == 1
     multi = [p for c, p in link.requests if c == Command.READ_DATABASE_PAGES and p[-1] > 1]
     assert len(multi) == 2 * 3  # two failed batches of three sends, then never again
+
+
+def test_receiver_read_through_stops_before_a_hole() -> None:
+    link = FakeLink({n: "silent" for n in range(3, 12)})
+    link.faults[2] = "badpage"  # page 1469 (first of the newest batch) stays unreadable
+    result = make_receiver(link).read_records(EGV)
+    assert result.skipped_pages == [1469]
+    before_hole = [r for r in _all_egv(link) if r in result.records]
+    newest_before = max(r.system_seconds for r in decode_page(link.pages[EGV][1468]).records)
+    assert result.read_through == newest_before
+    assert len(before_hole) == len(result.records)
+
+
+def test_receiver_read_through_covers_everything_when_whole() -> None:
+    link = FakeLink()
+    result = make_receiver(link).read_records(EGV)
+    assert result.read_through == max(r.system_seconds for r in _all_egv(link))
+    again = make_receiver(link).read_records(EGV, since_system=result.read_through)
+    assert again.records == [] and again.read_through == result.read_through

@@ -10,24 +10,19 @@ timing assertions.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from nsserver import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SECRET = "browser-test-secret"
 WAIT_S = 20.0  # upper bound for anything the page must do; typically well under a second
 MINUTE_MS = 60_000
 
@@ -39,61 +34,6 @@ def _require_chromium() -> None:
         pytest.fail(f"{', '.join(missing)} not found: the browser tests need Debian's chromium and "
                     "chromium-driver, which .ci/run installs (apt-get install chromium chromium-driver)",
                     pytrace=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """A ``bridge server`` subprocess on loopback with a temporary database."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / "server.log"
-        env = {**os.environ, "API_SECRET": SECRET}
-        env.pop("BRIDGE_API_SECRET", None)
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--db", str(tmp / "ns.sqlite"), "--auth-fail-delay", "0"],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        self.admin = {"api-secret": _sha1(SECRET)}
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.base + "/api/v1/status.json", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the server did not start:\n{self.log.read_text(errors='replace')}", pytrace=False)
-            time.sleep(0.1)
-
-    def post_entries(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        request = urllib.request.Request(self.base + "/api/v1/entries", data=json.dumps(entries).encode(),
-                                         headers={**self.admin, "Content-Type": "application/json"},
-                                         method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
-            stored: list[dict[str, Any]] = json.loads(response.read())
-            return stored
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _sha1(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()
 
 
 class UpgradeStrippingProxy:
