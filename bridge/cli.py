@@ -214,6 +214,9 @@ def _print_sync(report: SyncReport) -> None:
         click.echo(f"receiver: {report.receiver_error}", err=True)
         if report.receiver_error.hint:
             click.echo(f"Hint: {report.receiver_error.hint}", err=True)
+    for audit in report.audits:
+        click.echo(f"{audit.name}: audit found {audit.missing} of {audit.checked} sent entries missing"
+                   f"{'; re-sent' if audit.missing else ''}")
     for d in report.destinations:
         state = "up to date" if not d.pending else f"{d.pending} pending"
         click.echo(f"{d.name}: uploaded {d.uploaded}, {state}")
@@ -225,7 +228,9 @@ def _print_sync(report: SyncReport) -> None:
 
 @cli.command()
 @settings_options
-def sync(config_path: Path | None, **flags: object) -> None:
+@click.option("--audit", "audit_hours", type=click.FloatRange(min=0, min_open=True), metavar="HOURS",
+              help="First ask each site which entries of the last HOURS it holds; re-send what it lost.")
+def sync(config_path: Path | None, audit_hours: float | None, **flags: object) -> None:
     """Read the receiver once, store what is new, upload everything pending, exit.
 
     Exit 0 when every Nightscout is up to date (also when nothing was new), 77 when a site
@@ -238,17 +243,22 @@ def sync(config_path: Path | None, **flags: object) -> None:
     """
     settings = _settings(config_path, **flags)
     if sys.stderr.isatty():
-        with click.progressbar(length=1, label="reading receiver", file=sys.stderr) as bar:
+        with click.progressbar(length=1, label="first read of the receiver", file=sys.stderr) as bar:
             base = [0]  # pages of the partitions already read
 
-            def progress(done: int, total: int) -> None:
+            def progress(kind: str, done: int, total: int) -> None:
                 if done == 1:
                     base[0] = bar.pos
                 bar.length = base[0] + total
                 bar.update(base[0] + done - bar.pos)
-            report = sync_once(settings, progress=progress)
+
+            report = sync_once(settings, progress=progress, audit_hours=audit_hours)
     else:
-        report = sync_once(settings, progress=None)
+        def progress_lines(kind: str, done: int, total: int) -> None:
+            if done == total or done % 50 == 0:
+                click.echo(f"first read of the receiver: {kind} {done}/{total} pages", err=True)
+
+        report = sync_once(settings, progress=progress_lines, audit_hours=audit_hours)
     _print_sync(report)
     sys.exit(report.exit_code)
 

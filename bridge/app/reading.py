@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 #: Sensor before EGV so an EGV's raw values are stored when it is uploaded.
 KIND_ORDER = ("sensor", "egv", "meter", "cal", "insertion", "event", "settings")
 
-Progress = Callable[[int, int], None]  # (pages done, pages to read)
+Progress = Callable[[str, int, int], None]  # (kind, pages done, pages in the partition)
 
 
 @dataclass(slots=True)
@@ -79,7 +79,7 @@ def _backfill(
     for number, page in receiver.iter_pages(record_type, first, last, newest_first=False):
         done += 1
         if progress is not None:
-            progress(done, last - first + 1)
+            progress(kind, done, last - first + 1)
         if page is None or page.bad_records:
             report.skipped_pages.setdefault(kind, []).append(number)
             hole = True
@@ -103,7 +103,7 @@ def read_into_store(
         receiver: an open receiver.
         outbox: the store.
         destinations: names of the destinations new records are queued for.
-        progress: called during a first-run backfill with (pages done, pages in partition).
+        progress: called during a first-run backfill with (kind, pages done, pages in partition).
     """
     report = ReadReport()
     report.serial = serial = receiver.serial_number()

@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from bridge.app.audit import AuditReport, audit_destination
 from bridge.app.reading import Progress, ReadReport, read_into_store
 from bridge.app.session import open_receiver
 from bridge.app.upload import DestinationReport, upload_destination
@@ -56,6 +57,7 @@ class SyncReport:
     read: ReadReport | None = None
     receiver_error: ReceiverError | None = None
     destinations: list[DestinationReport] = field(default_factory=list)
+    audits: list[AuditReport] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -136,9 +138,16 @@ def post_status(
 
 
 def sync_once(
-    settings: Settings, *, progress: Progress | None = None, now: Callable[[], datetime] = utc_now,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] = utc_now,
+    audit_hours: float | None = None,
 ) -> SyncReport:
     """Read what is new, store it, upload everything pending to every destination.
+
+    With ``audit_hours``, first ask each site which entries of the last hours it holds and
+    re-queue what it lost (see :mod:`bridge.app.audit`).
 
     Raises:
         ConfigError: no destination, or one without credentials.
@@ -160,6 +169,12 @@ def sync_once(
             report.receiver_error = exc
             log.error("receiver: %s", exc)
         for name, client in clients.items():
+            if audit_hours:
+                try:
+                    report.audits.append(audit_destination(outbox, client, name, hours=audit_hours, now=now(),
+                                                           device=settings.device_name))
+                except UploadError as exc:
+                    log.warning("gap audit of %s failed: %s", name, exc)
             result = upload_destination(outbox, client, name, now=now, device=settings.device_name,
                                         special=settings.special_values)
             report.destinations.append(result)
