@@ -10,6 +10,8 @@ import csv
 import importlib
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,7 +22,10 @@ import click
 
 from bridge import __version__
 from bridge.app import dump_records, open_receiver, receiver_info
-from bridge.app.sync import SyncReport, sync_once
+from bridge.app.daemon import Daemon, read_health
+from bridge.app.hostprobe import SystemHost
+from bridge.app.sync import SyncReport, open_store, sync_once
+from bridge.app.systemd import JournalFormatter, Notifier, RateLimitFilter, watchdog_interval_s
 from bridge.config import Settings, load_settings
 from bridge.dexcom import DUMP_KINDS, FIELDS
 from bridge.errors import EX_IOERR, EX_SOFTWARE, BridgeError
@@ -32,7 +37,9 @@ log = logging.getLogger("bridge")
 _LAZY = {  # name: (module, attribute, one-line help shown without importing the module)
     "emulate": ("bridge.emulator.cli", "emulate", "Run a receiver emulator on a pseudo-terminal."),
     "server": ("bridge.server.cli", "server", "Run the bundled Nightscout-compatible server."),
-    "demo": ("bridge.demo", "demo", "Emulator + bridge on embedded defaults (what `make demo` runs)."),
+    "demo": ("bridge.demo", "demo", "Emulator -> daemon -> bundled server, with the live page (`make demo`)."),
+    "tail": ("bridge.commands.tail", "tail", "Show glucose readings live (receiver, store or a Nightscout site)."),
+    "doctor": ("bridge.commands.doctor", "doctor", "Check everything uploads need, and say how to fix what fails."),
 }
 
 
@@ -56,9 +63,20 @@ class _LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-def _configure_logging(verbose: int, trace: bool) -> None:
-    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def _configure_logging(verbose: int, trace: bool, *, daemon: bool = False) -> None:
+    """Log to stderr; journald priority prefixes under systemd; identical errors rate-limited."""
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose or daemon else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"
+                                               if daemon else "%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RateLimitFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     if trace:
         logging.getLogger("bridge.wire").setLevel(logging.DEBUG)
         logging.getLogger().setLevel(min(level, logging.DEBUG))
@@ -68,7 +86,8 @@ def _configure_logging(verbose: int, trace: bool) -> None:
 @click.version_option(__version__, prog_name="bridge")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("--trace", is_flag=True, help="Log every frame on the wire as hex (logger bridge.wire).")
-def cli(verbose: int, trace: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, trace: bool) -> None:
     """Dexcom G4 receiver to Nightscout bridge.
 
     \b
@@ -77,7 +96,7 @@ def cli(verbose: int, trace: bool) -> None:
       bridge dump --type egv --last 12 the last hour of glucose as JSON lines
       bridge emulate --days 7 --link /tmp/dexcom   a receiver without hardware
     """
-    _configure_logging(verbose, trace)
+    _configure_logging(verbose, trace, daemon=ctx.invoked_subcommand == "run")
 
 
 device_option = click.option(
@@ -261,6 +280,77 @@ def sync(config_path: Path | None, audit_hours: float | None, **flags: object) -
         report = sync_once(settings, progress=progress_lines, audit_hours=audit_hours)
     _print_sync(report)
     sys.exit(report.exit_code)
+
+
+@cli.command("run")
+@settings_options
+@click.option("--assume-clock-ok", is_flag=True, help="Trust the host clock even without evidence it is synchronised.")
+def run_command(config_path: Path | None, assume_clock_ok: bool, **flags: object) -> None:
+    """Run the bridge as a daemon: read each new reading and upload it within seconds.
+
+    Keeps running through unplugs, network outages and an unsynchronised clock, and says why
+    data is not flowing (`bridge status`, the log, Nightscout's devicestatus). SIGTERM stops
+    it cleanly, SIGHUP reloads the configuration. Under systemd it uses Type=notify and the
+    watchdog.
+
+    \b
+    Example:
+      NIGHTSCOUT_URL=https://my-site.example API_SECRET=... bridge run --device /dev/dexcom
+    """
+    settings = _settings(config_path, **flags)
+    if not settings.destinations:
+        raise click.UsageError("no Nightscout site configured: pass --nightscout-url or set NIGHTSCOUT_URL")
+    notifier = Notifier()
+    daemon = Daemon(settings, host=SystemHost(), assume_clock_ok=assume_clock_ok,
+                    reload=lambda: _settings(config_path, **flags), notify=notifier.send,
+                    watchdog_s=watchdog_interval_s())
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
+    signal.signal(signal.SIGINT, lambda *_: daemon.stop())
+    signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+    sys.exit(daemon.run())
+
+
+@cli.command()
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(config_path: Path | None, as_json: bool, **flags: object) -> None:
+    """Show what the bridge last did: reads, uploads per site, backlog, clock, last error.
+
+    Reads the store, so it works while `bridge run` owns the receiver.
+
+    \b
+    Example:
+      bridge status --json
+    """
+    settings = _settings(config_path, **flags)
+    with open_store(settings) as outbox:
+        health = read_health(outbox) or {}
+        stats = outbox.stats()
+    destinations = {name: {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
+                    for name, d in stats["destinations"].items()}
+    report = {"daemon": health, "destinations": destinations, "records": stats["records"],
+              "store": str(settings.store_path)}
+    if as_json:
+        click.echo(json.dumps(report, default=str))
+        return
+    if not health:
+        click.echo("bridge run has not run with this state directory yet")
+    else:
+        click.echo(f"daemon      {'running' if health.get('running') else 'stopped'} since {health.get('started_at')}"
+                   f" (pid {health.get('pid')})")
+        click.echo(f"receiver    {health.get('receiver')} {health.get('serial') or ''}".rstrip())
+        click.echo(f"newest      {health.get('newest_reading_utc') or '-'}; "
+                   f"last read {health.get('last_read_at') or '-'}")
+        clock = "ok" if health.get("clock_ok") else f"NOT synchronised ({health.get('held', 0)} readings held)"
+        click.echo(f"host clock  {clock}; anchor {health.get('anchor_offset_s')} s, "
+                   f"drift {health.get('drift_s')} s")
+        if health.get("stale_reason"):
+            click.echo(f"attention   {health['stale_reason']}")
+        if health.get("last_error"):
+            click.echo(f"last error  {health['last_error']} at {health.get('last_error_at')}")
+    for name, d in destinations.items():
+        click.echo(f"{name}: {d['sent']} sent, {d['pending']} pending, last upload {d['last_sent_at'] or '-'}"
+                   + (f", last error: {d['last_error']}" if d["last_error"] else ""))
 
 
 @cli.command("config")

@@ -10,6 +10,7 @@ error into a process exit.
     ├── ReceiverError                74 EX_IOERR       serial I/O that survived retries
     │   ├── ReceiverNotFoundError    69 EX_UNAVAILABLE no port matched 22a3:0047 / path missing
     │   ├── ReceiverPermissionError  77 EX_NOPERM      port exists but cannot be opened
+    │   ├── ReceiverBusyError        75 EX_TEMPFAIL    another process (the daemon) owns the port
     │   ├── ReceiverTimeoutError     74                also a builtin TimeoutError
     │   ├── ReceiverDisconnectedError 74               the link vanished mid-session
     │   └── ProtocolError            74                a reply we cannot accept
@@ -40,6 +41,7 @@ __all__ = [
     "FrameError",
     "NAKError",
     "ProtocolError",
+    "ReceiverBusyError",
     "ReceiverDisconnectedError",
     "ReceiverError",
     "ReceiverNotFoundError",
@@ -99,6 +101,12 @@ class ReceiverPermissionError(ReceiverError):
     """The receiver's port exists but this user may not open it."""
 
     exit_code = EX_NOPERM
+
+
+class ReceiverBusyError(ReceiverError):
+    """Another process holds the receiver's port (one process owns the receiver)."""
+
+    exit_code = EX_TEMPFAIL
 
 
 class ReceiverTimeoutError(ReceiverError, TimeoutError):

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from bridge.dexcom import DUMP_RECORD_TYPES, ClockAnchor, Receiver, ReceiverClock, choose_anchor, measure_anchor
 from bridge.records import Record
-from bridge.store import BACKFILL_CHUNK, Outbox
+from bridge.store import BACKFILL_CHUNK, Outbox, hold, release
 
-__all__ = ["KIND_ORDER", "ReadReport", "read_into_store"]
+__all__ = ["KIND_ORDER", "ReadReport", "ReceiverSession", "read_into_store"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 KIND_ORDER = ("sensor", "egv", "meter", "cal", "insertion", "event", "settings")
 
 Progress = Callable[[str, int, int], None]  # (kind, pages done, pages in the partition)
+Sink = Callable[[list[Record], dict[str, int] | None], int]  # store records + cursors, one transaction
 
 
 @dataclass(slots=True)
@@ -35,31 +36,58 @@ class ReadReport:
     serial: str = ""
     clock: ReceiverClock | None = None
     anchor: ClockAnchor | None = None
-    anchor_replaced: bool = False
     read: dict[str, int] = field(default_factory=dict)  # records read per kind
     stored: int = 0  # records new to the store
     skipped_pages: dict[str, list[int]] = field(default_factory=dict)
     backfill: bool = False
+    held: bool = False  # the host clock was not trusted: records kept without UTC times
 
 
-def _anchor(receiver: Receiver, outbox: Outbox, serial: str, report: ReadReport) -> ClockAnchor:
-    clock = receiver.read_clock()
-    kept_row = outbox.get_anchor(serial)
-    kept = None if kept_row is None else ClockAnchor(*kept_row)
-    anchor = choose_anchor(kept, measure_anchor(clock))
-    if anchor is not kept:
-        if kept is not None:
-            log.warning("receiver %s: clock anchor moved from %+d s to %+d s; new records use the new one",
-                        serial, kept.offset_s, anchor.offset_s)
-        outbox.set_anchor(serial, anchor.offset_s, anchor.measured_at)
-        report.anchor_replaced = True
-    report.clock, report.anchor = clock, anchor
-    return anchor
+@dataclass(slots=True)
+class ReceiverSession:
+    """An open receiver with what is measured once per open: its serial, clocks and anchor."""
+
+    receiver: Receiver
+    serial: str
+    clock: ReceiverClock
+    anchor: ClockAnchor | None = None  # measured once the host clock is trusted
+    drift_s: int | None = None  # how far the new measurement was from the kept anchor
+
+    @classmethod
+    def open(cls, receiver: Receiver) -> ReceiverSession:
+        """Identify an opened receiver and read its clocks."""
+        return cls(receiver, receiver.serial_number(), receiver.read_clock())
+
+    def ensure_anchor(self, outbox: Outbox, *, fresh_clock: bool = False) -> ClockAnchor:
+        """The anchor for this open: the kept one unless the new measurement moved > 60 s.
+
+        Args:
+            outbox: where the anchor is kept per receiver.
+            fresh_clock: read the clocks again first (the host clock was not trusted when the
+                receiver was opened).
+        """
+        if self.anchor is not None:
+            return self.anchor
+        if fresh_clock:
+            self.clock = self.receiver.read_clock()
+        kept_row = outbox.get_anchor(self.serial)
+        kept = None if kept_row is None else ClockAnchor(*kept_row)
+        measured = measure_anchor(self.clock)
+        anchor = choose_anchor(kept, measured)
+        self.drift_s = None if kept is None else measured.offset_s - kept.offset_s
+        if anchor is not kept:
+            if kept is not None:
+                log.warning("receiver %s: clock anchor moved from %+d s to %+d s; new records use the new one",
+                            self.serial, kept.offset_s, anchor.offset_s)
+            outbox.set_anchor(self.serial, anchor.offset_s, anchor.measured_at)
+        elif self.drift_s:
+            log.info("receiver %s: clock %+d s from its anchor (kept: within tolerance)", self.serial, self.drift_s)
+        self.anchor = anchor
+        return anchor
 
 
 def _backfill(
-    receiver: Receiver, outbox: Outbox, serial: str, kind: str, anchor: ClockAnchor,
-    destinations: list[str], report: ReadReport, progress: Progress | None,
+    receiver: Receiver, kind: str, sink: Sink, report: ReadReport, progress: Progress | None,
 ) -> None:
     record_type = DUMP_RECORD_TYPES[kind]
     page_range = receiver.page_range(record_type)
@@ -72,8 +100,7 @@ def _backfill(
     done = 0
 
     def commit() -> None:
-        report.stored += outbox.add(serial, chunk, anchor.to_utc, destinations=destinations,
-                                    cursors=None if through is None else {kind: through})
+        report.stored += sink(chunk, None if through is None else {kind: through})
         chunk.clear()
 
     for number, page in receiver.iter_pages(record_type, first, last, newest_first=False):
@@ -95,26 +122,47 @@ def _backfill(
 
 
 def read_into_store(
-    receiver: Receiver, outbox: Outbox, destinations: list[str], *, progress: Progress | None = None,
+    session: ReceiverSession,
+    outbox: Outbox,
+    destinations: list[str],
+    *,
+    progress: Progress | None = None,
+    clock_ok: bool = True,
 ) -> ReadReport:
     """Read every record the store does not hold yet and store it.
 
     Args:
-        receiver: an open receiver.
+        session: the open receiver.
         outbox: the store.
         destinations: names of the destinations new records are queued for.
         progress: called during a first-run backfill with (kind, pages done, pages in partition).
+        clock_ok: False while the host clock is not synchronised: no anchor is measured and the
+            records are held without UTC times (``bridge.store.held``) until it is.
     """
-    report = ReadReport()
-    report.serial = serial = receiver.serial_number()
-    anchor = _anchor(receiver, outbox, serial, report)
+    receiver, serial = session.receiver, session.serial
+    report = ReadReport(serial=serial, clock=session.clock)
+    sink: Sink
+    if clock_ok:
+        anchor = report.anchor = session.ensure_anchor(outbox)
+        if released := release(outbox, serial, anchor.to_utc, destinations=destinations):
+            log.info("host clock trusted now: %d held records stamped and queued", released)
+            report.stored += released
+
+        def sink(records: list[Record], cursors: dict[str, int] | None) -> int:
+            return outbox.add(serial, records, anchor.to_utc, destinations=destinations, cursors=cursors)
+    else:
+        report.held = True
+
+        def sink(records: list[Record], cursors: dict[str, int] | None) -> int:
+            return hold(outbox, serial, records, cursors=cursors)
+
     live: list[Record] = []
     cursors: dict[str, int] = {}
     for kind in KIND_ORDER:
         cursor = outbox.cursor(serial, kind)
         if cursor is None:
             report.backfill = True
-            _backfill(receiver, outbox, serial, kind, anchor, destinations, report, progress)
+            _backfill(receiver, kind, sink, report, progress)
             continue
         result = receiver.read_records(DUMP_RECORD_TYPES[kind], since_system=cursor)
         live.extend(result.records)
@@ -124,6 +172,6 @@ def read_into_store(
         if result.read_through is not None and result.read_through > cursor:
             cursors[kind] = result.read_through
     if live or cursors:
-        report.stored += outbox.add(serial, live, anchor.to_utc, destinations=destinations, cursors=cursors)
+        report.stored += sink(live, cursors)
     return report
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bridge.app.audit import AuditReport, audit_destination
-from bridge.app.reading import Progress, ReadReport, read_into_store
+from bridge.app.reading import Progress, ReadReport, ReceiverSession, read_into_store
 from bridge.app.session import open_receiver
 from bridge.app.upload import DestinationReport, upload_destination
 from bridge.config import Destination, Settings
@@ -163,7 +163,8 @@ def sync_once(
         outbox = stack.enter_context(open_store(settings))
         try:
             with open_receiver(settings.device) as receiver:
-                report.read = read_into_store(receiver, outbox, list(clients), progress=progress)
+                session = ReceiverSession.open(receiver)
+                report.read = read_into_store(session, outbox, list(clients), progress=progress)
                 battery = _battery(receiver)
         except ReceiverError as exc:
             report.receiver_error = exc

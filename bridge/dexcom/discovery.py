@@ -14,7 +14,7 @@ from serial.tools import list_ports
 
 from bridge.errors import ReceiverNotFoundError
 
-__all__ = ["DEXCOM_PID", "DEXCOM_VID", "PortInfo", "find_receivers", "resolve_device"]
+__all__ = ["DEXCOM_PID", "DEXCOM_VID", "PortInfo", "find_receivers", "reset_usb_receiver", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +78,23 @@ def resolve_device(device: str) -> str:
         hint="plug the receiver in with a data cable (not a charge-only one) and switch it on, "
         "or pass --device PATH (or set BRIDGE_DEVICE)",
     )
+
+
+def reset_usb_receiver() -> bool:
+    """Reset the receiver on the USB bus (as a replug would), where this process may.
+
+    Returns:
+        True when a receiver was found and reset; False when none was found, pyusb has no
+        backend, or the reset was not permitted.
+    """
+    try:
+        import usb.core  # noqa: PLC0415 - USB-level access only for this last resort
+
+        device = usb.core.find(idVendor=DEXCOM_VID, idProduct=DEXCOM_PID)
+        if device is None:
+            return False
+        device.reset()
+        return True
+    except Exception as exc:  # noqa: BLE001 - no backend or no permission: the caller escalates
+        log.warning("USB reset of the receiver not possible: %s", exc)
+        return False

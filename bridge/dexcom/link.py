@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import serial
 
 from bridge.errors import (
+    ReceiverBusyError,
     ReceiverDisconnectedError,
     ReceiverError,
     ReceiverNotFoundError,
@@ -73,6 +74,12 @@ def serial_errors(url: str, *, opening: bool = False) -> Iterator[None]:
         code = getattr(cause, "errno", None)
         if isinstance(exc, termios.error) and exc.args and isinstance(exc.args[0], int):
             code = exc.args[0]  # termios.error carries (errno, text) but is no OSError
+        if opening and (code in (errno.EAGAIN, errno.EWOULDBLOCK) or "exclusively lock" in str(exc)):
+            raise ReceiverBusyError(
+                f"{url}: the receiver is in use by another process",
+                hint="`bridge run` owns the receiver while it runs: use `bridge status` or `bridge tail`, "
+                "or stop it (sudo systemctl stop dexcom-bridge) first",
+            ) from exc
         if code in (errno.EACCES, errno.EPERM):
             raise ReceiverPermissionError(f"{url}: permission denied", hint=PERMISSION_HINT) from exc
         if opening and (code in (errno.ENOENT, errno.ENODEV, errno.ENXIO) or not _exists(url)):

@@ -611,3 +611,23 @@ class NightscoutClient:
         if delivered is not None:
             exc.__dict__["delivered"] = delivered
         return exc
+
+    def latest_entries(self, count: int, *, entry_type: str | None = "sgv") -> list[dict[str, Any]]:
+        """The site's newest entries of every device, newest first (for followers: ``bridge tail``).
+
+        One ``GET /api/v1/entries.json?count=N`` (with ``find[type]`` unless ``entry_type``
+        is None). Nightscout's implicit 4-day window applies: an older site answers ``[]``.
+
+        Args:
+            count: at most this many entries.
+            entry_type: only entries of this ``type`` (``sgv``, ``mbg``, ``cal``); None for all.
+
+        Raises:
+            UploadRejectedError: 401/403 or a redirect.
+            UploadUnavailableError: the site could not be reached or answered no JSON array.
+        """
+        params = {"count": str(max(1, count))}
+        if entry_type is not None:
+            params["find[type]"] = entry_type
+        page = self._retrying(functools.partial(self._get_array, ENTRIES_PATH, params))
+        return [doc for doc in page if isinstance(doc, dict)]

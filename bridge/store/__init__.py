@@ -17,6 +17,7 @@ from bridge.store.outbox import (
     Pending,
     StoreStats,
 )
+from bridge.store.held import held_count, hold, release
 from bridge.store.schema import SCHEMA_VERSION
 
 __all__ = [
@@ -29,6 +30,9 @@ __all__ = [
     "Pending",
     "StoreStats",
     "decode_record",
+    "held_count",
+    "hold",
     "encode_record",
     "record_key",
+    "release",
 ]

@@ -650,3 +650,14 @@ class Outbox:
             deleted = max(cur.rowcount, 0)
             conn.execute("DELETE FROM temp.doomed")
         return deleted
+
+    def serials(self) -> list[str]:
+        """Serials of the receivers with stored records, the one with the newest record first.
+
+        Read-only; for followers such as ``bridge tail`` that do not know the receiver.
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT serial FROM records GROUP BY serial ORDER BY max(utc) DESC, serial"
+            ).fetchall()
+        return [str(row[0]) for row in rows]

@@ -35,6 +35,12 @@ Version 2:
 ``meta``
     Small named values the bridge keeps between runs (devicestatus state, health), as text.
 
+Version 3:
+
+``held``
+    Records read while the host clock was not yet synchronised: kept without a UTC time
+    (none could be fixed correctly) until :func:`bridge.store.held.release` stamps them.
+
 Host times (``sent_at``, ``next_attempt_at``, ``measured_at``, ``last_*_at``) are integer Unix
 microseconds; record times (``utc``) are integer Unix seconds.
 """
@@ -108,8 +114,20 @@ def _v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE held (
+            serial TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            system_seconds INTEGER NOT NULL,
+            record_key TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (serial, kind, system_seconds, record_key)) WITHOUT ROWID"""
+    )
+
+
 #: Migration n is ``MIGRATIONS[n - 1]``. Append only; never edit a released one.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

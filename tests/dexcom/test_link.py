@@ -92,3 +92,19 @@ def test_link_unplug_is_reported_as_disconnect(pty_pair) -> None:
         link.write(b"\x01\x06\x00\x0a\x5e\x65")
         link.read(10, time.monotonic() + 0.5)
     link.close()
+
+
+def test_link_second_opener_is_told_the_receiver_is_busy(pty_pair) -> None:
+    import subprocess
+    import sys
+
+    _, path = pty_pair
+    owner = SerialLink(path)
+    owner.open()
+    probe = ("from bridge.dexcom.link import SerialLink\n"
+             "from bridge.errors import ReceiverBusyError\n"
+             f"try:\n    SerialLink({path!r}).open()\nexcept ReceiverBusyError as exc:\n"
+             "    print(exc.exit_code, exc.hint)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    owner.close()
+    assert done.stdout.startswith("75 ") and "bridge status" in done.stdout, done.stderr
