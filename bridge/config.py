@@ -36,6 +36,7 @@ class Destination:
     url: str
     secret: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    token_auth: Literal["header", "jwt"] = "header"  # a token in the api-secret header, or as a Bearer JWT
 
     @property
     def name(self) -> str:
@@ -48,6 +49,7 @@ class Destination:
             "url": self.url,
             "secret": None if self.secret is None else "<set>",
             "token": None if self.token is None else "<set>",
+            "token_auth": self.token_auth,
         }
 
 
@@ -138,7 +140,10 @@ def _file_destinations(data: dict[str, Any], path: Path) -> tuple[Destination, .
         secret = item.get("secret")
         if item.get("secret_file"):
             secret = _read_secret_file(item["secret_file"], "secret_file")
-        out.append(Destination(item["url"], secret, item.get("token")))
+        token_auth = item.get("token_auth", "header")
+        if token_auth not in ("header", "jwt"):
+            raise ConfigError(f"{path}: token_auth must be 'header' or 'jwt', not {token_auth!r}")
+        out.append(Destination(item["url"], secret, item.get("token"), token_auth))
     if isinstance(data.get("nightscout_url"), str):
         out.append(Destination(data["nightscout_url"]))
     return tuple(out)

@@ -62,13 +62,14 @@ def test_config_file_destinations_with_their_own_credentials(tmp_path: Path) -> 
 [[destination]]
 url = "https://a.example"
 token = "uploader-0123456789abcdef"
+token_auth = "jwt"
 
 [[destination]]
 url = "https://b.example"
 secret_file = "{tmp_path / 'b-secret'}"
 """)
     a, b = load_settings({}, {"HOME": str(tmp_path)}, config_path=path).destinations
-    assert a.token == "uploader-0123456789abcdef" and a.secret is None
+    assert a.token == "uploader-0123456789abcdef" and a.secret is None and a.token_auth == "jwt"
     assert b.secret == "b-secret-value-123"
 
 
@@ -87,7 +88,8 @@ def test_config_show_redacts_the_secret(tmp_path: Path) -> None:
     })
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
-    assert shown["destinations"] == [{"url": "https://ns.example", "secret": "<set>", "token": None}]
+    assert shown["destinations"] == [{"url": "https://ns.example", "secret": "<set>", "token": None,
+                                      "token_auth": "header"}]
     assert SECRET not in result.output
 
 

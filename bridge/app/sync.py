@@ -82,7 +82,7 @@ def make_client(destination: Destination, settings: Settings) -> NightscoutClien
         ConfigError: no secret or token for it, or an insecure URL.
     """
     if destination.token:
-        credentials = Credentials.from_token(destination.token)
+        credentials = Credentials.from_token(destination.token, bearer=destination.token_auth == "jwt")
     elif destination.secret:
         credentials = Credentials.from_secret(destination.secret)
     else:
