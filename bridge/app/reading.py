@@ -22,6 +22,9 @@ __all__ = ["KIND_ORDER", "ReadReport", "ReceiverSession", "read_into_store"]
 
 log = logging.getLogger(__name__)
 
+#: A live read looks at most this many newest pages; further behind, it reads on in chunks.
+LIVE_PAGES = 4
+
 #: Sensor before EGV so an EGV's raw values are stored when it is uploaded.
 KIND_ORDER = ("sensor", "egv", "meter", "cal", "insertion", "event", "settings")
 
@@ -87,15 +90,30 @@ class ReceiverSession:
 
 
 def _backfill(
-    receiver: Receiver, kind: str, sink: Sink, report: ReadReport, progress: Progress | None,
+    receiver: Receiver,
+    kind: str,
+    sink: Sink,
+    report: ReadReport,
+    progress: Progress | None,
+    *,
+    since: int | None = None,
+    page_range: tuple[int, int] | None = None,
 ) -> None:
+    """Read pages oldest first, committing every BACKFILL_CHUNK records.
+
+    With ``since`` (a resumed backfill) only records after that system time are kept, and the
+    read starts at the first page holding one (a few single-page reads find it).
+    """
     record_type = DUMP_RECORD_TYPES[kind]
-    page_range = receiver.page_range(record_type)
+    page_range = page_range or receiver.page_range(record_type)
     if page_range is None:
         return
     first, last = page_range
+    if since is not None:
+        first = receiver.first_page_after(record_type, first, last, since)
+        log.info("resuming the read of %s at page %d of %d..%d", kind, first, *page_range)
     chunk: list[Record] = []
-    through: int | None = None
+    through: int | None = since
     hole = False
     done = 0
 
@@ -112,10 +130,11 @@ def _backfill(
             hole = True
         if page is None:
             continue
-        chunk.extend(page.records)
-        report.read[kind] = report.read.get(kind, 0) + len(page.records)
-        if not hole and page.records:
-            through = max(r.system_seconds for r in page.records)
+        new = [r for r in page.records if since is None or r.system_seconds > since]
+        chunk.extend(new)
+        report.read[kind] = report.read.get(kind, 0) + len(new)
+        if not hole and new:
+            through = max(r.system_seconds for r in new)
         if len(chunk) >= BACKFILL_CHUNK:
             commit()
     commit()
@@ -164,7 +183,10 @@ def read_into_store(
             report.backfill = True
             _backfill(receiver, kind, sink, report, progress)
             continue
-        result = receiver.read_records(DUMP_RECORD_TYPES[kind], since_system=cursor)
+        result = receiver.read_records(DUMP_RECORD_TYPES[kind], since_system=cursor, newest_pages=LIVE_PAGES)
+        if not result.reached_since:  # far behind (a resumed backfill): read on in committed chunks
+            _backfill(receiver, kind, sink, report, progress, since=cursor)
+            continue
         live.extend(result.records)
         report.read[kind] = len(result.records)
         if result.skipped_pages:

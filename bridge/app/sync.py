@@ -177,9 +177,9 @@ def sync_once(
                 except UploadError as exc:
                     log.warning("gap audit of %s failed: %s", name, exc)
             result = upload_destination(outbox, client, name, now=now, device=settings.device_name,
-                                        special=settings.special_values)
+                                        special=settings.special_values, retry_now=True)
             report.destinations.append(result)
-            if report.read is not None and not result.refused:
+            if report.read is not None and not result.error:
                 health = {
                     "last_read": format_utc(now()),
                     "backlog": result.pending,

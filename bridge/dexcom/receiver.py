@@ -90,6 +90,9 @@ class ReadResult:
     #: Newest system time before the first hole: everything up to it was read. None when the
     #: first page read was already a hole (or nothing was read).
     read_through: int | None = None
+    #: True when the read went back far enough: a record at or before ``since_system`` was
+    #: seen, or every page of the partition was read. False means older new records remain.
+    reached_since: bool = False
 
     @property
     def complete(self) -> bool:
@@ -322,6 +325,28 @@ class Receiver:
                 best = page
         return best
 
+    def read_page(self, record_type: int, number: int) -> Page | None:
+        """One page read alone (with its re-reads); None when it stayed unreadable."""
+        return self._read_one(record_type, number)
+
+    def first_page_after(self, record_type: int, first: int, last: int, system_seconds: int) -> int:
+        """The first page in first..last holding a record newer than ``system_seconds``.
+
+        A binary search of single-page reads (records only grow along the pages); an
+        unreadable page ends the search early at the low end, so nothing is ever skipped.
+        """
+        lo, hi = first, last
+        while lo < hi:
+            mid = (lo + hi) // 2
+            page = self._read_one(record_type, mid)
+            if page is None:
+                return lo
+            if page.records and max(r.system_seconds for r in page.records) > system_seconds:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
     def iter_pages(
         self, record_type: int, first: int, last: int, *, newest_first: bool = True
     ) -> Iterator[tuple[int, Page | None]]:
@@ -378,6 +403,7 @@ class Receiver:
         if page_range is None:
             return result
         first, last = page_range
+        whole = newest_pages is None or last - newest_pages + 1 <= first
         if newest_pages is not None:
             first = max(first, last - newest_pages + 1)
         pages: list[Page] = []
@@ -395,7 +421,10 @@ class Receiver:
                 result.bad_records += page.bad_records
             pages.append(page)
             if since_system is not None and any(r.system_seconds <= since_system for r in page.records):
+                result.reached_since = True
                 break
+        else:
+            result.reached_since = whole
         result.skipped_pages.sort()
         first_hole = result.skipped_pages[0] if result.skipped_pages else None
         for page in sorted(pages, key=lambda p: p.header.page_number):

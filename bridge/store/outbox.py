@@ -498,6 +498,20 @@ class Outbox:
             ).fetchall()
         return [_pending(row) for row in rows]
 
+    def retry_now(self, destination: str) -> int:
+        """Offer every pending row of a destination again now (it answered after an outage).
+
+        Returns:
+            How many rows were waiting out a backoff.
+        """
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE sent_state SET next_attempt_at = 0 WHERE destination = ? AND sent_at IS NULL "
+                "AND next_attempt_at > 0",
+                (destination,),
+            )
+        return max(cur.rowcount, 0)
+
     def mark_sent(self, destination: str, ids: Iterable[int], now: datetime) -> int:
         """Mark records acknowledged by a destination (call only after the server's 2xx).
 

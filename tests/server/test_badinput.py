@@ -194,7 +194,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=JSON_VALUES, path=st.sampled_from(POST_PATHS))
 def test_arbitrary_json_never_500(client: TestClient, body: Any, path: str) -> None:
     before = count_all(client)
@@ -208,7 +208,7 @@ def test_arbitrary_json_never_500(client: TestClient, body: Any, path: str) -> N
         assert count_all(client) == before
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(params=st.lists(st.tuples(st.text(max_size=25) | st.sampled_from(
     ["count", "find[date][$gte]", "find[sgv]", "find[type]", "find[dateString][$lt]", "token"]),
     st.text(max_size=25)), max_size=4),
