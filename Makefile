@@ -34,7 +34,7 @@ test: $(STAMP) browser
 # examples each instead of 200.
 FUZZ_TESTS := tests/dexcom/test_properties.py tests/dexcom/test_clock.py tests/server/test_badinput.py tests/store/test_codec.py
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider $(FUZZ_TESTS)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 $(FUZZ_TESTS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_download.py

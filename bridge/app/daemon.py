@@ -136,6 +136,7 @@ class Daemon:
         self.state = DaemonState()
         self.session: ReceiverSession | None = None
         self._opened_at = 0.0  # monotonic time of the session's clock reading
+        self._opened_clock_ok = True  # the host clock was trusted when the session's clocks were read
         self._polling_since: int | None = None  # EGV cursor while waiting for the next reading
         self._clients: dict[str, NightscoutClient] = {}
         self.exit_code = EX_OK
@@ -237,13 +238,14 @@ class Daemon:
             self._note_receiver_state(exc)
             return False
         try:
-            receiver = Receiver(link, reconnect_wait_s=0)
+            receiver = Receiver(link, reconnect_wait_s=0, now=self._now)
             self.session = ReceiverSession.open(receiver)
         except ReceiverError as exc:
             link.close()
             self._failed(exc)
             return False
         self._opened_at = self._monotonic()
+        self._opened_clock_ok = self.state.clock_ok  # were the clocks read at open taken on a trusted host clock?
         self._polling_since = None
         self.state.receiver, self.state.serial = "connected", self.session.serial
         log.info("receiver %s connected on %s", self.session.serial, link.url)
@@ -263,6 +265,11 @@ class Daemon:
         receiver = self.session.receiver
         before = receiver.counters.commands
         try:
+            if clock_ok and self.session.anchor is None and not self._opened_clock_ok:
+                # the host clock was not trusted when the clocks were read at open (it may have
+                # jumped since): measure the anchor from a fresh reading, never from the stale one
+                self.session.ensure_anchor(outbox, fresh_clock=True)
+                self._opened_at, self._opened_clock_ok = self._monotonic(), True
             if self._polling_since is not None:
                 poll = receiver.read_records(RecordType.EGV_DATA, since_system=self._polling_since)
                 if not poll.records:
@@ -370,7 +377,7 @@ class Daemon:
         self._save(outbox)
         self._notify(STATUS=self._status_line())
         if self.session is not None and self.state.clock_ok:
-            health = {"receiver": self.state.receiver, "stale": self.state.stale_reason,
+            health: dict[str, object] = {"receiver": self.state.receiver, "stale": self.state.stale_reason,
                       "backlog": sum(self.state.backlog.values()), "last_error": self.state.last_error}
             for destination in self.settings.destinations:
                 client = self._clients.get(destination.name)
