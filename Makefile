@@ -37,9 +37,7 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 $(FUZZ_TESTS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_download.py
-	$(BIN)/python bench/bench_decode.py
-	$(BIN)/python bench/bench_server.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
