@@ -348,6 +348,13 @@ def status(config_path: Path | None, as_json: bool, **flags: object) -> None:
             click.echo(f"attention   {health['stale_reason']}")
         if health.get("last_error"):
             click.echo(f"last error  {health['last_error']} at {health.get('last_error_at')}")
+        for name, why in (health.get("refused") or {}).items():
+            click.echo(f"refused     {name}: {why} (uploads to it stopped; fix the secret, then reload)")
+        outages = health.get("outages") or []
+        if outages:
+            click.echo("outages     (newest last)")
+        for outage in outages[-10:]:
+            click.echo(f"  {outage['since']} -> {outage['until'] or 'now'}  {outage['kind']}: {outage['reason']}")
     for name, d in destinations.items():
         click.echo(f"{name}: {d['sent']} sent, {d['pending']} pending, last upload {d['last_sent_at'] or '-'}"
                    + (f", last error: {d['last_error']}" if d["last_error"] else ""))

@@ -35,6 +35,7 @@ from bridge.errors import (
     ReceiverError,
     ReceiverNotFoundError,
     UploadError,
+    UploadUnavailableError,
 )
 from bridge.nightscout.client import NightscoutClient
 from bridge.records import EGVRecord, RecordType
@@ -51,6 +52,8 @@ LEAD_S = 2.0  # start polling this long before the reading is due
 RECONNECT_POLL_S = 5.0  # look for an absent receiver this often
 MAX_SLEEP_S = 120.0  # check the newest page at least this often, even when no reading is due
 STALE_INTERVALS = 3  # no new reading for this many intervals: say why
+CLOCK_RECHECK_S = 10.0  # while the host clock is not trusted, look again this often
+OUTAGE_LOG_SIZE = 50  # outages kept in the state for `bridge status`
 REOPEN_AFTER, USB_RESET_AFTER, EXIT_AFTER = 1, 3, 6  # consecutive failed cycles with a receiver present
 
 
@@ -86,6 +89,10 @@ class DaemonState:
     cycles: int = 0
     receiver_commands: int = 0
     failures: int = 0
+    refused: dict[str, str] = field(default_factory=dict)  # destination -> why it refused the credentials
+    #: Each outage seen: {"kind", "reason", "since", "until"} (until None while it lasts); kept
+    #: across restarts, so `bridge status` explains every gap in the data.
+    outages: list[dict[str, str | None]] = field(default_factory=list)
 
     def to_json(self) -> str:
         """The state as JSON text."""
@@ -131,7 +138,8 @@ class Daemon:
         self._monotonic = monotonic
         self._usb_reset = usb_reset
         self._max_sleep_s = max_sleep_s
-        self.stop_event = threading.Event()
+        self.stop_event = threading.Event()  # set: finish the current step and exit
+        self._wake = threading.Event()  # ends a wait early (stop or reload)
         self._reload_requested = threading.Event()
         self.state = DaemonState()
         self.session: ReceiverSession | None = None
@@ -144,18 +152,25 @@ class Daemon:
     # -- control --------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Finish the current step and exit (SIGTERM)."""
+        """Finish the current step and exit (SIGTERM); an upload's retry waits end at once."""
         self.stop_event.set()
+        self._wake.set()
 
     def request_reload(self) -> None:
         """Reload the configuration before the next cycle (SIGHUP)."""
         self._reload_requested.set()
-        self.stop_event.set()  # wake the wait; cleared again in run()
+        self._wake.set()
+
+    def _http_sleep(self, seconds: float) -> None:
+        """The Nightscout clients' retry wait: cut short, with an error, when stopping."""
+        if self.stop_event.wait(seconds):
+            raise UploadUnavailableError("the bridge is stopping; the upload is kept for the next start")
 
     def run(self, *, max_cycles: int | None = None) -> int:
         """Run until stopped (or ``max_cycles`` in tests); returns the exit code."""
         self._connect_clients()
         with open_store(self.settings) as outbox:
+            self._resume_history(outbox)
             first = True
             while max_cycles is None or self.state.cycles < max_cycles:
                 if self._reload_requested.is_set():
@@ -175,9 +190,33 @@ class Daemon:
         self._notify(STOPPING="1")
         return self.exit_code
 
+    def _resume_history(self, outbox: Outbox) -> None:
+        """Carry the outage log over from the previous run, noting an unclean exit."""
+        previous = read_health(outbox)
+        if not previous:
+            return
+        self.state.outages = list(previous.get("outages") or [])[-OUTAGE_LOG_SIZE:]
+        if previous.get("running"):
+            self.state.outages.append({
+                "kind": "daemon", "reason": f"the previous run (pid {previous.get('pid')}) ended without a clean stop",
+                "since": previous.get("last_read_at") or previous.get("started_at"), "until": self.state.started_at,
+            })
+
+    def _track(self, kind: str, reason: str | None) -> None:
+        """Open an outage of ``kind`` (reason given) or close the open one (reason None)."""
+        current = next((o for o in reversed(self.state.outages) if o["kind"] == kind and o["until"] is None), None)
+        now = format_utc(self._now())
+        if reason is None and current is not None:
+            current["until"] = now
+            log.info("%s: recovered (since %s: %s)", kind, current["since"], current["reason"])
+        elif reason is not None and current is None:
+            self.state.outages.append({"kind": kind, "reason": reason, "since": now, "until": None})
+            del self.state.outages[:-OUTAGE_LOG_SIZE]
+
     def _apply_reload(self, outbox: Outbox) -> None:
         self._reload_requested.clear()
-        self.stop_event.clear()
+        self._wake.clear()
+        self.state.refused.clear()  # new credentials may be good: try every site again
         if self._reload is None:
             return
         self._notify(RELOADING="1")
@@ -192,8 +231,8 @@ class Daemon:
     def _wait(self, seconds: float) -> None:
         step = self._watchdog_s or seconds
         end = self._monotonic() + seconds
-        while (left := end - self._monotonic()) > 0 and not self.stop_event.is_set():
-            self.stop_event.wait(min(left, step))
+        while (left := end - self._monotonic()) > 0 and not self._wake.is_set():
+            self._wake.wait(min(left, step))
             if self._watchdog_s:
                 self._notify(WATCHDOG="1")
 
@@ -208,6 +247,7 @@ class Daemon:
             (log.info if clock_ok else log.warning)("host clock %s: %s", "trusted" if clock_ok else
                                                    "NOT synchronised, holding readings", clock.evidence)
         self.state.clock_ok, self.state.clock_evidence = clock_ok, clock.evidence
+        self._track("clock", None if clock_ok else f"host clock not synchronised: {clock.evidence}")
         wait_s = RECONNECT_POLL_S
         report: ReadReport | None = None
         if self.session is not None or self._connect():
@@ -220,6 +260,11 @@ class Daemon:
             except ReceiverError as exc:
                 self._failed(exc)
         uploaded = self._upload(outbox) if clock_ok else 0
+        if not clock_ok:
+            wait_s = min(wait_s, CLOCK_RECHECK_S)
+        self._track("receiver", None if self.state.receiver == "connected" else
+                    f"receiver {self.state.receiver}" + (f": {self.state.last_error}"
+                                                         if self.state.receiver != "disconnected" else ""))
         self._report(outbox, report)
         if report is not None or uploaded:
             new = report.read.get("egv", 0) if report is not None else 0
@@ -353,11 +398,18 @@ class Daemon:
         uploaded = 0
         for destination in self.settings.destinations:
             client = self._clients.get(destination.name)
-            if client is None:
+            if client is None or destination.name in self.state.refused:
+                self.state.backlog[destination.name] = outbox.backlog(destination.name)
                 continue
             result = upload_destination(outbox, client, destination.name, now=self._now,
                                         device=self.settings.device_name, special=self.settings.special_values)
             self.state.backlog[destination.name] = result.pending
+            self._track(f"upload {destination.name}", result.error)
+            if result.refused:
+                self.state.refused[destination.name] = result.error or "credentials refused"
+                log.error("%s refused the credentials: uploads to it stop until the configuration is reloaded "
+                          "(SIGHUP) or the service restarts; its data stays queued. %s", destination.name,
+                          result.hint or "")
             uploaded += result.uploaded
             if result.uploaded:
                 self.state.last_upload_at = format_utc(self._now())
@@ -407,7 +459,7 @@ class Daemon:
 
     def _connect_clients(self) -> None:
         for destination in self.settings.destinations:
-            self._clients[destination.name] = make_client(destination, self.settings)
+            self._clients[destination.name] = make_client(destination, self.settings, sleep=self._http_sleep)
 
     def _close_clients(self) -> None:
         for client in self._clients.values():

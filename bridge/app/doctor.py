@@ -185,12 +185,8 @@ def doctor_client(destination: Destination, settings: Settings) -> NightscoutCli
     Raises:
         ConfigError: no secret or token, or a bad or insecure URL (as ``make_client``).
     """
-    with _sync_make_client(destination, settings) as configured:  # validates credentials and URL
-        return NightscoutClient(
-            configured.base_url, configured.credentials, ca_bundle=settings.ca_bundle,
-            allow_insecure_http=settings.allow_insecure_http, retry=NO_RETRY,
-            connect_timeout_s=DOCTOR_CONNECT_TIMEOUT_S, read_timeout_s=DOCTOR_READ_TIMEOUT_S,
-        )
+    return _sync_make_client(destination, settings, retry=NO_RETRY, connect_timeout_s=DOCTOR_CONNECT_TIMEOUT_S,
+                             read_timeout_s=DOCTOR_READ_TIMEOUT_S)
 
 
 def _open_store(path: Path) -> AbstractContextManager[BacklogSource]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bridge.app.audit import AuditReport, audit_destination
 from bridge.app.reading import Progress, ReadReport, ReceiverSession, read_into_store
@@ -75,8 +76,10 @@ class SyncReport:
         return EX_OK
 
 
-def make_client(destination: Destination, settings: Settings) -> NightscoutClient:
+def make_client(destination: Destination, settings: Settings, **options: Any) -> NightscoutClient:
     """A client for one destination with its own credentials.
+
+    ``options`` go to :class:`NightscoutClient` (``sleep``, ``retry``, timeouts).
 
     Raises:
         ConfigError: no secret or token for it, or an insecure URL.
@@ -92,7 +95,7 @@ def make_client(destination: Destination, settings: Settings) -> NightscoutClien
         )
     return NightscoutClient(
         destination.url, credentials, batch_size=settings.batch_size, ca_bundle=settings.ca_bundle,
-        allow_insecure_http=settings.allow_insecure_http,
+        allow_insecure_http=settings.allow_insecure_http, **options,
     )
 
 

@@ -107,14 +107,13 @@ def upload_destination(
 ) -> DestinationReport:
     """Send everything due for one destination until it is done or the site fails.
 
-    Once the site accepts a batch, rows still waiting out a backoff from an earlier outage are
-    offered again at once, so they go up now and oldest first, not minutes later.
-    With ``retry_now`` (a one-shot `bridge sync`) they are offered at once from the start.
-    Raises nothing for upload failures: they are reported and kept in the outbox.
+    The backoff of earlier failures only spares a down site: whenever anything is due (a new
+    reading) the site is contacted anyway, so every waiting row is offered with it and the
+    backlog drains oldest first. ``retry_now`` (a one-shot `bridge sync`) offers them even
+    when nothing new is due. Raises nothing for upload failures: they are reported and kept.
     """
     report = DestinationReport(name)
-    backoff_cleared = retry_now
-    if retry_now:
+    if retry_now or outbox.due(name, limit=1, now=now()):
         outbox.retry_now(name)
     while due := outbox.due(name, limit=DUE_CHUNK, now=now()):
         entries, treatments, nothing = _documents(due, outbox, device=device, special=special)
@@ -127,9 +126,6 @@ def upload_destination(
         except UploadError as exc:
             _failed(outbox, name, due, exc, report, now())
             break
-        if report.uploaded and not backoff_cleared:
-            outbox.retry_now(name)
-            backoff_cleared = True
     report.pending = outbox.backlog(name)
     return report
 

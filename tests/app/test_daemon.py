@@ -26,7 +26,6 @@ import pytest
 from nsserver import SECRET, Server, get_json
 
 import bridge.app.daemon as daemon_module
-import bridge.app.upload as upload_module
 from bridge.app.daemon import Daemon, read_health
 from bridge.app.hostprobe import ClockSync
 from bridge.app.reading import ReceiverSession
@@ -368,10 +367,8 @@ def backlog_in_store(tmp: Path, name: str) -> int:
 def test_network_outage_queues_readings_and_drains_them_oldest_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The outbox's retry schedule (30 s, 60 s, ...) is compressed to "next round": every round then
-    # offers all pending rows, oldest first. (With the real schedule the first reading read after
-    # the outage is sent just ahead of the backlog; reported.) The client's in-call retries are real.
-    monkeypatch.setattr(upload_module, "BACKOFF_BASE_S", 0)
+    # The outbox's real retry schedule (30 s, 60 s, ...): a new reading contacts the site anyway and
+    # takes the whole backlog with it, oldest first. The client's in-call retries are real.
     server = Server(tmp_path)
     try:
         with emulator(tmp_path, seed=16) as emu:
@@ -399,3 +396,66 @@ def test_network_outage_queues_readings_and_drains_them_oldest_first(
         assert order == sorted(order), "the backlog did not drain oldest first"
     finally:
         server.stop()
+
+
+# -- refused credentials, stopping during an outage, the outage log ---------------------------
+
+
+def test_daemon_stops_uploading_to_a_site_that_refused_the_secret(tmp_path: Path) -> None:
+    server = Server(tmp_path)
+    try:
+        with emulator(tmp_path, seed=21):
+            settings = Settings(device=str(tmp_path / "dexcom"), state_dir=tmp_path / "state",
+                                destinations=(Destination(server.base, "not-the-secret-at-all"),))
+            daemon = Daemon(settings, host=FakeHost(), max_sleep_s=0.5)
+            with running(daemon):
+                wait_for(lambda: daemon.state.refused, "the refusal to be recorded")
+                cycles = daemon.state.cycles
+                wait_for(lambda: daemon.state.cycles >= cycles + 3, "more cycles")
+        requests_after = server.log.read_text().count("POST /api/v1/entries")
+    finally:
+        server.stop()
+    assert requests_after == 1  # one refused POST, then nothing more to that site
+    assert daemon.state.backlog[server.base] > 0  # the data stays queued
+    kinds = [o["kind"] for o in daemon.state.outages]
+    assert f"upload {server.base}" in kinds
+
+
+def test_daemon_stops_promptly_in_the_middle_of_an_outage(tmp_path: Path) -> None:
+    with emulator(tmp_path, seed=22):
+        dead = "http://127.0.0.1:9"  # nothing listens: every upload attempt retries
+        daemon = Daemon(settings_for(tmp_path, dead), host=FakeHost(), max_sleep_s=0.5)
+        thread = threading.Thread(target=daemon.run, daemon=True)
+        thread.start()
+        wait_for(lambda: daemon.state.last_read_at, "the first read")
+        time.sleep(0.5)  # inside the upload's retry waits
+        daemon.stop()
+        thread.join(15)  # far below systemd's TimeoutStopSec=20 s
+        assert not thread.is_alive()
+    with Outbox.open(tmp_path / "state" / "outbox.sqlite3") as outbox:
+        health = read_health(outbox)
+        assert outbox.backlog(dead) > 0  # nothing lost: it goes up at the next start
+    assert health is not None and health["running"] is False
+
+
+def test_daemon_outage_log_survives_an_unclean_restart(tmp_path: Path) -> None:
+    with emulator(tmp_path, seed=23) as emu:
+        server = Server(tmp_path)
+        try:
+            first = Daemon(settings_for(tmp_path, server.base), host=FakeHost(), max_sleep_s=0.5)
+            with running(first):
+                wait_for(lambda: first.state.receiver == "connected", "the receiver")
+                emu.unplug()
+                wait_for(lambda: any(o["kind"] == "receiver" and o["until"] for o in first.state.outages),
+                         "the unplug to be logged and closed")
+            with Outbox.open(tmp_path / "state" / "outbox.sqlite3") as outbox:  # as if killed: still "running"
+                state = read_health(outbox)
+                assert state is not None
+                outbox.set_meta(daemon_module.HEALTH_KEY, __import__("json").dumps({**state, "running": True}))
+            second = Daemon(settings_for(tmp_path, server.base), host=FakeHost(), max_sleep_s=0.5)
+            second.run(max_cycles=1)
+        finally:
+            server.stop()
+    kinds = [o["kind"] for o in second.state.outages]
+    assert kinds.count("receiver") == 1 and kinds[-1] == "daemon"
+    assert "without a clean stop" in str(second.state.outages[-1]["reason"])
