@@ -129,11 +129,12 @@ def info(device: str, as_json: bool) -> None:
         click.echo(f"{key.replace('_', ' '):<24}{'-' if value is None else value}")
     skew = report["clock_skew_seconds"]
     if abs(skew) > 300:
-        click.echo(f"{'':<24}(receiver system clock is {skew:+d} s from the host's; "
-                   "readings are still timed correctly through the clock anchor)")
+        click.echo(f"{'':<24}(the receiver's system clock is {abs(skew) / 3600:.1f} h "
+                   f"{'behind' if skew > 0 else 'ahead of'} the host's; readings are still timed "
+                   "correctly through the clock anchor)")
     click.echo("record counts")
     for name, count in counts.items():
-        click.echo(f"  {name:<22}{'unreadable' if count is None else count}")
+        click.echo(f"  {name:<26}{'unreadable' if count is None else count}")
 
 
 def _parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:

@@ -45,7 +45,7 @@ def test_cli_info_identifies_the_receiver(receiver_path) -> None:
     assert abs(info["clock_skew_seconds"] - 5 * 3600) <= 2  # reported, not refused
     assert info["record_counts"]["EGV_DATA"] == len(emulator.records["egv"])
     text = invoke("info", "--device", path).output
-    assert "receiver system clock is" in text and emulator.serial in text
+    assert "system clock is 5.0 h behind the host" in text and emulator.serial in text
 
 
 def test_cli_dump_json_has_the_documented_fields(receiver_path) -> None:
