@@ -22,7 +22,8 @@ import click
 
 from bridge import __version__
 from bridge.app import dump_records, open_receiver, receiver_info
-from bridge.app.daemon import Daemon, read_health
+from bridge.app.daemon import Daemon
+from bridge.app.health import read_health
 from bridge.app.hostprobe import SystemHost
 from bridge.app.sync import SyncReport, open_store, sync_once
 from bridge.app.systemd import JournalFormatter, Notifier, RateLimitFilter, watchdog_interval_s

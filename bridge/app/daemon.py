@@ -10,17 +10,15 @@ the loop keeps running, keeps what it has, and says why data is not flowing.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Protocol
 
+from bridge.app.health import DEFAULT_INTERVAL_S, HEALTH_KEY, DaemonState, read_health
 from bridge.app.hostprobe import ClockSync
 from bridge.app.reading import ReadReport, ReceiverSession, read_into_store
 from bridge.app.sync import make_client, open_store, post_status, utc_now
@@ -41,19 +39,16 @@ from bridge.nightscout.client import NightscoutClient
 from bridge.records import EGVRecord, RecordType
 from bridge.store import Outbox, held_count
 
-__all__ = ["HEALTH_KEY", "Daemon", "DaemonState", "read_health"]
+__all__ = ["Daemon"]
 
 log = logging.getLogger(__name__)
 
-HEALTH_KEY = "health"  # meta key of the daemon's state, read by `bridge status`
-DEFAULT_INTERVAL_S = 300.0  # a G4 records every 5 minutes
 POLL_S = 3.0  # poll the newest EGV page this often while a reading is due
 LEAD_S = 2.0  # start polling this long before the reading is due
 RECONNECT_POLL_S = 5.0  # look for an absent receiver this often
 MAX_SLEEP_S = 120.0  # check the newest page at least this often, even when no reading is due
 STALE_INTERVALS = 3  # no new reading for this many intervals: say why
 CLOCK_RECHECK_S = 10.0  # while the host clock is not trusted, look again this often
-OUTAGE_LOG_SIZE = 50  # outages kept in the state for `bridge status`
 REOPEN_AFTER, USB_RESET_AFTER, EXIT_AFTER = 1, 3, 6  # consecutive failed cycles with a receiver present
 
 
@@ -61,42 +56,6 @@ class ClockProbe(Protocol):
     """What the daemon asks of the host (``bridge.app.hostprobe.SystemHost`` in production)."""
 
     def clock_synchronized(self) -> ClockSync: ...
-
-
-@dataclass(slots=True)
-class DaemonState:
-    """What the daemon knows about itself; persisted for `bridge status` and devicestatus."""
-
-    started_at: str = field(default_factory=lambda: format_utc(datetime.now(UTC)))
-    pid: int = field(default_factory=os.getpid)
-    running: bool = True
-    receiver: str = "not yet seen"  # connected | disconnected | failing | busy | no permission
-    serial: str | None = None
-    clock_ok: bool = True
-    clock_evidence: str = ""
-    anchor_offset_s: int | None = None
-    drift_s: int | None = None
-    interval_s: float = DEFAULT_INTERVAL_S
-    newest_reading_utc: str | None = None
-    last_read_at: str | None = None
-    last_new_reading_at: str | None = None
-    last_upload_at: str | None = None
-    backlog: dict[str, int] = field(default_factory=dict)
-    held: int = 0
-    stale_reason: str | None = None
-    last_error: str | None = None
-    last_error_at: str | None = None
-    cycles: int = 0
-    receiver_commands: int = 0
-    failures: int = 0
-    refused: dict[str, str] = field(default_factory=dict)  # destination -> why it refused the credentials
-    #: Each outage seen: {"kind", "reason", "since", "until"} (until None while it lasts); kept
-    #: across restarts, so `bridge status` explains every gap in the data.
-    outages: list[dict[str, str | None]] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        """The state as JSON text."""
-        return json.dumps(asdict(self), sort_keys=True)
 
 
 class Daemon:
@@ -170,7 +129,8 @@ class Daemon:
         """Run until stopped (or ``max_cycles`` in tests); returns the exit code."""
         self._connect_clients()
         with open_store(self.settings) as outbox:
-            self._resume_history(outbox)
+            if (previous := read_health(outbox)) is not None:
+                self.state.resume_from(previous)
             first = True
             while max_cycles is None or self.state.cycles < max_cycles:
                 if self._reload_requested.is_set():
@@ -189,29 +149,6 @@ class Daemon:
         self._close()
         self._notify(STOPPING="1")
         return self.exit_code
-
-    def _resume_history(self, outbox: Outbox) -> None:
-        """Carry the outage log over from the previous run, noting an unclean exit."""
-        previous = read_health(outbox)
-        if not previous:
-            return
-        self.state.outages = list(previous.get("outages") or [])[-OUTAGE_LOG_SIZE:]
-        if previous.get("running"):
-            self.state.outages.append({
-                "kind": "daemon", "reason": f"the previous run (pid {previous.get('pid')}) ended without a clean stop",
-                "since": previous.get("last_read_at") or previous.get("started_at"), "until": self.state.started_at,
-            })
-
-    def _track(self, kind: str, reason: str | None) -> None:
-        """Open an outage of ``kind`` (reason given) or close the open one (reason None)."""
-        current = next((o for o in reversed(self.state.outages) if o["kind"] == kind and o["until"] is None), None)
-        now = format_utc(self._now())
-        if reason is None and current is not None:
-            current["until"] = now
-            log.info("%s: recovered (since %s: %s)", kind, current["since"], current["reason"])
-        elif reason is not None and current is None:
-            self.state.outages.append({"kind": kind, "reason": reason, "since": now, "until": None})
-            del self.state.outages[:-OUTAGE_LOG_SIZE]
 
     def _apply_reload(self, outbox: Outbox) -> None:
         self._reload_requested.clear()
@@ -247,7 +184,7 @@ class Daemon:
             (log.info if clock_ok else log.warning)("host clock %s: %s", "trusted" if clock_ok else
                                                    "NOT synchronised, holding readings", clock.evidence)
         self.state.clock_ok, self.state.clock_evidence = clock_ok, clock.evidence
-        self._track("clock", None if clock_ok else f"host clock not synchronised: {clock.evidence}")
+        self.state.track("clock", None if clock_ok else f"host clock not synchronised: {clock.evidence}", self._now())
         wait_s = RECONNECT_POLL_S
         report: ReadReport | None = None
         if self.session is not None or self._connect():
@@ -262,9 +199,10 @@ class Daemon:
         uploaded = self._upload(outbox) if clock_ok else 0
         if not clock_ok:
             wait_s = min(wait_s, CLOCK_RECHECK_S)
-        self._track("receiver", None if self.state.receiver == "connected" else
-                    f"receiver {self.state.receiver}" + (f": {self.state.last_error}"
-                                                         if self.state.receiver != "disconnected" else ""))
+        self.state.track("receiver", None if self.state.receiver == "connected" else
+                         f"receiver {self.state.receiver}" + (f": {self.state.last_error}"
+                                                              if self.state.receiver != "disconnected" else ""),
+                         self._now())
         self._report(outbox, report)
         if report is not None or uploaded:
             new = report.read.get("egv", 0) if report is not None else 0
@@ -404,7 +342,7 @@ class Daemon:
             result = upload_destination(outbox, client, destination.name, now=self._now,
                                         device=self.settings.device_name, special=self.settings.special_values)
             self.state.backlog[destination.name] = result.pending
-            self._track(f"upload {destination.name}", result.error)
+            self.state.track(f"upload {destination.name}", result.error, self._now())
             if result.refused:
                 self.state.refused[destination.name] = result.error or "credentials refused"
                 log.error("%s refused the credentials: uploads to it stop until the configuration is reloaded "
@@ -480,9 +418,3 @@ class Daemon:
 def _duration(seconds: float) -> str:
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"
-
-
-def read_health(outbox: Outbox) -> dict[str, Any] | None:
-    """The daemon's last saved state, or None if it never ran with this store."""
-    text = outbox.get_meta(HEALTH_KEY)
-    return None if text is None else dict(json.loads(text))

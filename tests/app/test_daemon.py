@@ -10,6 +10,7 @@ Every wait is bounded (:func:`wait_for`); nothing asserts how long something too
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -26,7 +27,8 @@ import pytest
 from nsserver import SECRET, Server, get_json
 
 import bridge.app.daemon as daemon_module
-from bridge.app.daemon import Daemon, read_health
+from bridge.app.daemon import Daemon
+from bridge.app.health import HEALTH_KEY, read_health
 from bridge.app.hostprobe import ClockSync
 from bridge.app.reading import ReceiverSession
 from bridge.config import Destination, Settings
@@ -451,7 +453,7 @@ def test_daemon_outage_log_survives_an_unclean_restart(tmp_path: Path) -> None:
             with Outbox.open(tmp_path / "state" / "outbox.sqlite3") as outbox:  # as if killed: still "running"
                 state = read_health(outbox)
                 assert state is not None
-                outbox.set_meta(daemon_module.HEALTH_KEY, __import__("json").dumps({**state, "running": True}))
+                outbox.set_meta(HEALTH_KEY, json.dumps({**state, "running": True}))
             second = Daemon(settings_for(tmp_path, server.base), host=FakeHost(), max_sleep_s=0.5)
             second.run(max_cycles=1)
         finally:
