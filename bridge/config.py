@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from urllib.parse import urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -149,6 +150,20 @@ def _file_destinations(data: dict[str, Any], path: Path) -> tuple[Destination, .
     return tuple(out)
 
 
+def _check_url(url: str) -> str:
+    """A Nightscout base URL: http(s), a host, a valid port; else a ConfigError naming it."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError when out of range
+    except ValueError as exc:
+        raise ConfigError(f"Nightscout URL {url!r} is not valid: {exc}",
+                          hint="use the site's address, e.g. https://my-site.example") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"Nightscout URL {url!r} must start with https:// (or http://) and name a host",
+                          hint="use the site's address, e.g. https://my-site.example")
+    return url
+
+
 def _int_setting(value: Any, name: str, minimum: int) -> int:
     try:
         number = int(value)
@@ -227,6 +242,8 @@ def _destinations(
     elif isinstance(data.get("secret"), str):
         shared_secret = data["secret"]
     shared_token = _first(env, TOKEN_ENV) or (data.get("token") if isinstance(data.get("token"), str) else None)
+    for url in [*urls, *(d.get("url", "") for d in data.get("destination", []) if isinstance(d, dict))]:
+        _check_url(str(url))
     if urls:
         return tuple(Destination(u, shared_secret, shared_token) for u in urls)
     file_destinations = _file_destinations(data, path) if path else ()

@@ -102,3 +102,10 @@ def test_sync_without_a_site_is_a_config_error(tmp_path: Path) -> None:
                           env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 78
     assert "NIGHTSCOUT_URL" in done.stderr
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:186130", "ftp://ns.example", "ns.example", "https://"])
+def test_config_refuses_a_url_that_cannot_work(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"nightscout_urls": [url]}, {"HOME": str(tmp_path)})
+    assert url in str(info.value) and info.value.exit_code == 78

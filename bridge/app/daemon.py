@@ -307,7 +307,8 @@ class Daemon:
     def _stale(self, age_s: float, interval: float) -> None:
         reason = None
         if age_s > STALE_INTERVALS * interval:
-            reason = f"receiver not recording: no new reading for {age_s / 60:.0f} min (sensor, transmitter range?)"
+            age = f"{age_s / 60:.0f} min" if age_s >= 120 else f"{age_s:.0f} s"
+            reason = f"receiver not recording: no new reading for {age} (sensor, transmitter range?)"
         if reason != self.state.stale_reason and reason:
             log.warning(reason)
         self.state.stale_reason = reason
@@ -369,10 +370,11 @@ class Daemon:
         if self.session is not None and self.state.clock_ok:
             health: dict[str, object] = {"receiver": self.state.receiver, "stale": self.state.stale_reason,
                       "backlog": sum(self.state.backlog.values()), "last_error": self.state.last_error}
+            failing = {o["kind"] for o in self.state.outages if o["until"] is None}
             for destination in self.settings.destinations:
                 client = self._clients.get(destination.name)
-                if client is None:
-                    continue
+                if client is None or destination.name in self.state.refused or f"upload {destination.name}" in failing:
+                    continue  # a site that just failed is not asked again (with retries) in this cycle
                 try:
                     post_status(outbox, client, destination.name, serial=self.session.serial, battery=None,
                                 health=health, device=self.settings.device_name, now=self._now())

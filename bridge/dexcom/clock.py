@@ -7,7 +7,8 @@ and display time = system time + display offset. Display time is what the user s
 receiver (local wall time, changed by DST and travel): it is for display only.
 
 The rule (issue 2): ``anchor = host UTC - receiver system time``, measured when the receiver
-is opened, rounded to whole seconds and kept per receiver. It is re-measured on every open
+is opened, rounded to whole seconds (down: the receiver's second had already begun when it
+answered) and kept per receiver. It is re-measured on every open
 but replaced only when it moves by more than ANCHOR_TOLERANCE_S. A record's UTC is
 ``DEXCOM_EPOCH + system_seconds + anchor``, computed once when the record is first seen and
 never recomputed, so a re-read gives byte-identical timestamps. A receiver clock far from
@@ -16,6 +17,7 @@ the host's is reported, never refused: the anchor absorbs any offset.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -76,7 +78,9 @@ class ReceiverClock:
     @property
     def skew_s(self) -> int:
         """Host UTC minus receiver system time read as UTC, whole seconds."""
-        return round((self.host_utc - self.system_as_utc).total_seconds())
+        # The receiver reports whole seconds: its clock was somewhere in [S, S + 1) when the host
+        # read H, so H - S - 0.5 is the unbiased offset; to whole seconds that is floor(H - S).
+        return math.floor((self.host_utc - self.system_as_utc).total_seconds())
 
 
 def measure_anchor(clock: ReceiverClock) -> ClockAnchor:

@@ -41,8 +41,10 @@ def test_anchor_is_host_utc_minus_system_time() -> None:
     assert anchor.to_utc(SYSTEM_2013 - 300) == HOST_2013 - timedelta(seconds=300)
 
 
-@pytest.mark.parametrize(("fraction_us", "offset"), [(0, 96), (400_000, 96), (600_000, 97), (999_999, 97)])
+@pytest.mark.parametrize(("fraction_us", "offset"), [(0, 96), (400_000, 96), (600_000, 96), (999_999, 96)])
 def test_anchor_is_rounded_to_whole_seconds(fraction_us: int, offset: int) -> None:
+    # the receiver's whole second S had begun when it answered: its clock was in [S, S + 1), so the
+    # host's fraction of a second is not a later receiver second (floor, not round, is unbiased)
     anchor = anchor_at(SYSTEM_2013, HOST_2013 + timedelta(microseconds=fraction_us))
     assert anchor.offset_s == offset
     assert isinstance(anchor.offset_s, int)
