@@ -36,6 +36,10 @@ FUZZ_TESTS := tests/dexcom/test_properties.py tests/dexcom/test_clock.py tests/s
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 $(FUZZ_TESTS)
 
+# The chaos test at ten times the size `make test` runs (about 17 minutes on 2 cores).
+chaos: $(STAMP)
+	CHAOS_SCALE=10 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/chaos
+
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 

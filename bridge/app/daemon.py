@@ -105,6 +105,7 @@ class Daemon:
         self._opened_at = 0.0  # monotonic time of the session's clock reading
         self._opened_clock_ok = True  # the host clock was trusted when the session's clocks were read
         self._polling_since: int | None = None  # EGV cursor while waiting for the next reading
+        self._receiver_error = ""  # the receiver's own last error (the outage reason), apart from uploads
         self._clients: dict[str, NightscoutClient] = {}
         self.exit_code = EX_OK
 
@@ -200,7 +201,7 @@ class Daemon:
         if not clock_ok:
             wait_s = min(wait_s, CLOCK_RECHECK_S)
         self.state.track("receiver", None if self.state.receiver == "connected" else
-                         f"receiver {self.state.receiver}" + (f": {self.state.last_error}"
+                         f"receiver {self.state.receiver}" + (f": {self._receiver_error}"
                                                               if self.state.receiver != "disconnected" else ""),
                          self._now())
         self._report(outbox, report)
@@ -223,6 +224,10 @@ class Daemon:
         try:
             receiver = Receiver(link, reconnect_wait_s=0, now=self._now)
             self.session = ReceiverSession.open(receiver)
+        except (ReceiverNotFoundError, ReceiverDisconnectedError) as exc:
+            link.close()  # unplugged while being opened: absent, not failing
+            self._disconnected(str(exc))
+            return False
         except ReceiverError as exc:
             link.close()
             self._failed(exc)
@@ -240,7 +245,8 @@ class Daemon:
             (log.info if state == "disconnected" else log.error)("receiver %s: %s", state, exc)
         self.state.receiver = state
         if state != "disconnected":
-            self._error(f"receiver: {exc}" + (f" ({exc.hint})" if exc.hint else ""))
+            self._receiver_error = f"{exc}" + (f" ({exc.hint})" if exc.hint else "")
+            self._error(f"receiver: {self._receiver_error}")
 
     def _read(self, outbox: Outbox, clock_ok: bool) -> ReadReport | None:
         """Poll for the due reading, or read everything new once it is there."""
@@ -323,6 +329,7 @@ class Daemon:
         """A receiver that is present but failing: reopen, then USB reset, then exit for a restart."""
         self.state.failures += 1
         self.state.receiver = "failing"
+        self._receiver_error = str(exc)
         self._error(f"receiver: {exc}")
         n = self.state.failures
         log.error("receiver failing (%d in a row): %s", n, exc)

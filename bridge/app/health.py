@@ -69,6 +69,7 @@ class DaemonState:
                 "kind": "daemon", "reason": f"the previous run (pid {previous.get('pid')}) ended without a clean stop",
                 "since": previous.get("last_read_at") or previous.get("started_at"), "until": self.started_at,
             })
+            del self.outages[:-OUTAGE_LOG_SIZE]
 
     def track(self, kind: str, reason: str | None, now: datetime) -> None:
         """Open an outage of ``kind`` (reason given) or close the open one (reason None)."""

@@ -58,7 +58,12 @@ class ReceiverSession:
 
     @classmethod
     def open(cls, receiver: Receiver) -> ReceiverSession:
-        """Identify an opened receiver and read its clocks."""
+        """Identify an opened receiver and read its clocks.
+
+        First lets any reply still on its way to a previous owner (a process killed in the
+        middle of a command) arrive and be discarded, so it is never taken for ours.
+        """
+        receiver.settle()
         return cls(receiver, receiver.serial_number(), receiver.read_clock())
 
     def ensure_anchor(self, outbox: Outbox, *, fresh_clock: bool = False) -> ClockAnchor:
@@ -109,8 +114,8 @@ def _backfill(
     if page_range is None:
         return
     first, last = page_range
-    if since is not None:
-        first = receiver.first_page_after(record_type, first, last, since)
+    if since is not None:  # records at ``since`` itself are read again: several can share a second
+        first = receiver.first_page_after(record_type, first, last, since - 1)
         log.info("resuming the read of %s at page %d of %d..%d", kind, first, *page_range)
     chunk: list[Record] = []
     through: int | None = since
@@ -130,9 +135,9 @@ def _backfill(
             hole = True
         if page is None:
             continue
-        new = [r for r in page.records if since is None or r.system_seconds > since]
+        new = [r for r in page.records if since is None or r.system_seconds >= since]
         chunk.extend(new)
-        report.read[kind] = report.read.get(kind, 0) + len(new)
+        report.read[kind] = report.read.get(kind, 0) + sum(1 for r in new if since is None or r.system_seconds > since)
         if not hole and new:
             through = max(r.system_seconds for r in new)
         if len(chunk) >= BACKFILL_CHUNK:
@@ -183,12 +188,14 @@ def read_into_store(
             report.backfill = True
             _backfill(receiver, kind, sink, report, progress)
             continue
-        result = receiver.read_records(DUMP_RECORD_TYPES[kind], since_system=cursor, newest_pages=LIVE_PAGES)
+        # inclusive: records sharing the cursor's second (display-only duplicates) are read again
+        result = receiver.read_records(DUMP_RECORD_TYPES[kind], since_system=cursor, newest_pages=LIVE_PAGES,
+                                       inclusive=True)
         if not result.reached_since:  # far behind (a resumed backfill): read on in committed chunks
             _backfill(receiver, kind, sink, report, progress, since=cursor)
             continue
         live.extend(result.records)
-        report.read[kind] = len(result.records)
+        report.read[kind] = sum(1 for r in result.records if r.system_seconds > cursor)
         if result.skipped_pages:
             report.skipped_pages[kind] = result.skipped_pages
         if result.read_through is not None and result.read_through > cursor:

@@ -220,6 +220,12 @@ class Receiver:
             self._decoder.feed(data)
         return frame
 
+    def settle(self, quiet_s: float = 0.25, max_s: float = 2.0) -> int:
+        """Discard what arrives until the line has been quiet for ``quiet_s`` (after an open)."""
+        dropped = self.link.drain(quiet_s, max_s)
+        self.counters.late_bytes_dropped += dropped
+        return dropped
+
     # -- simple reads -------------------------------------------------------------------
 
     def ping(self) -> None:
@@ -388,7 +394,12 @@ class Receiver:
                 yield number, decoded.get(number) or self._read_one(record_type, number)
 
     def read_records(
-        self, record_type: int, *, since_system: int | None = None, newest_pages: int | None = None
+        self,
+        record_type: int,
+        *,
+        since_system: int | None = None,
+        newest_pages: int | None = None,
+        inclusive: bool = False,
     ) -> ReadResult:
         """Read a partition's records, oldest first.
 
@@ -397,6 +408,10 @@ class Receiver:
             since_system: only records with a system time after this; pages are read newest
                 first and the read stops at the first page holding an older record.
             newest_pages: read at most this many pages from the end.
+            inclusive: also keep records *at* ``since_system`` and stop only at a strictly older
+                one. Several records can share a second (a display-only duplicate is written
+                with its reading's time, sometimes later, sometimes on the next page): a store
+                reading after a cursor must see them all, and its inserts are idempotent.
         """
         result = ReadResult()
         page_range = self.page_range(record_type)
@@ -420,7 +435,10 @@ class Receiver:
                 result.skipped_pages.append(number)
                 result.bad_records += page.bad_records
             pages.append(page)
-            if since_system is not None and any(r.system_seconds <= since_system for r in page.records):
+            if since_system is not None and any(
+                r.system_seconds < since_system or (r.system_seconds == since_system and not inclusive)
+                for r in page.records
+            ):
                 result.reached_since = True
                 break
         else:
@@ -428,7 +446,8 @@ class Receiver:
         result.skipped_pages.sort()
         first_hole = result.skipped_pages[0] if result.skipped_pages else None
         for page in sorted(pages, key=lambda p: p.header.page_number):
-            new = [r for r in page.records if since_system is None or r.system_seconds > since_system]
+            new = [r for r in page.records if since_system is None or r.system_seconds > since_system
+                   or (inclusive and r.system_seconds == since_system)]
             result.records.extend(new)
             if new and (first_hole is None or page.header.page_number < first_hole):
                 result.read_through = max(result.read_through or 0, *(r.system_seconds for r in new))

@@ -132,3 +132,17 @@ def test_receiver_read_through_covers_everything_when_whole() -> None:
     assert result.read_through == max(r.system_seconds for r in _all_egv(link))
     again = make_receiver(link).read_records(EGV, since_system=result.read_through)
     assert again.records == [] and again.read_through == result.read_through
+
+
+def test_receiver_inclusive_read_keeps_every_record_sharing_the_cursor_second() -> None:
+    link = FakeLink()
+    records = _all_egv(link)
+    twins = [(a, b) for a, b in zip(records, records[1:]) if b.display_only and b.system_seconds == a.system_seconds]
+    assert twins, "the real capture has display-only duplicates written at their reading's second"
+    normal, duplicate = twins[-1]
+    since = normal.system_seconds
+    inclusive = make_receiver(link).read_records(EGV, since_system=since, inclusive=True)
+    exclusive = make_receiver(link).read_records(EGV, since_system=since)
+    assert normal in inclusive.records and duplicate in inclusive.records
+    assert normal not in exclusive.records and duplicate not in exclusive.records
+    assert inclusive.records[2:] == exclusive.records  # the rest is the same
