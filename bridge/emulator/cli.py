@@ -52,7 +52,13 @@ def emulate(
     days: float, interval_s: float, calset_rev: str, no_latency: bool, faults: str | None, seed: int | None,
     truth_path: Path | None, link_path: Path | None, serial: str | None, clock_offset_s: int,
 ) -> None:
-    """Serve an emulated Dexcom G4 receiver on a pseudo-terminal until interrupted."""
+    """Serve an emulated Dexcom G4 receiver on a pseudo-terminal until interrupted.
+
+    \b
+    Examples:
+      bridge emulate --days 30 --link /tmp/dexcom
+      bridge emulate --interval 5 --faults crc=0.02,unplug=0.003 --seed 1 --truth truth.json --link /tmp/dexcom
+    """
     from bridge.emulator.receiver import ReceiverEmulator
 
     stop = threading.Event()

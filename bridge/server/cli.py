@@ -57,7 +57,16 @@ SECRET_ENV_VARS = ("BRIDGE_API_SECRET", "API_SECRET")
 def server(host: str, port: int, db_path: Path | None, certfile: Path | None, keyfile: Path | None,
            redirect_http: int | None, default_role: str, auth_fail_delay: float, max_body_bytes: int,
            secret_file: Path | None, token_name: str | None, role: str) -> None:
-    """Run the bundled Nightscout-compatible server with its live page."""
+    """Run the bundled Nightscout-compatible server with its live page.
+
+    The API secret comes from API_SECRET (or BRIDGE_API_SECRET) or --secret-file, never argv.
+
+    \b
+    Examples:
+      API_SECRET='a long secret' bridge server --port 1337
+      bridge server --certfile cert.pem --keyfile key.pem --port 443 --redirect-http 80 --secret-file s.txt
+      bridge server --create-token follower --role readable
+    """
     if keyfile is not None and certfile is None:
         raise click.UsageError("--keyfile needs --certfile")
     if redirect_http is not None and certfile is None:
