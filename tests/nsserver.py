@@ -28,20 +28,43 @@ def free_port() -> int:
 
 
 class Server:
-    """A ``bridge server`` subprocess on loopback with a temporary database."""
+    """A ``bridge server`` subprocess on loopback with a temporary database.
 
-    def __init__(self, tmp: Path, *extra: str) -> None:
+    It can be stopped (gracefully or killed) and started again on the same port and database, as
+    an outage and a recovery look to a client. The log accumulates across starts.
+    """
+
+    def __init__(self, tmp: Path, *extra: str, start: bool = True) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.db = tmp / "ns.sqlite"
         self.log = tmp / "server.log"
+        self.extra = extra
+        self.admin = {"api-secret": sha1(SECRET)}
+        self.proc: subprocess.Popen[bytes] | None = None
+        if start:
+            self.start()
+
+    @property
+    def up(self) -> bool:
+        """True while the process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def restart(self) -> None:
+        """Stop it (if running) and start it again on the same port and database."""
+        self.stop()
+        self.start()
+
+    def start(self) -> None:
+        """Start the process and wait until it answers."""
         env = {**os.environ, "API_SECRET": SECRET}
         env.pop("BRIDGE_API_SECRET", None)
-        with self.log.open("wb") as log:
+        with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bridge", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--db", str(tmp / "ns.sqlite"), "--auth-fail-delay", "0", *extra],
+                 "--db", str(self.db), "--auth-fail-delay", "0", *self.extra],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        self.admin = {"api-secret": sha1(SECRET)}
         deadline = time.monotonic() + WAIT_S
         while True:
             with contextlib.suppress(OSError):
@@ -50,7 +73,8 @@ class Server:
                         return
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                pytest.fail(f"the server did not start:\n{self.log.read_text(errors='replace')}", pytrace=False)
+                pytest.fail(f"the server did not start:\n{self.log.read_text(errors='replace')[-3000:]}",
+                            pytrace=False)
             time.sleep(0.1)
 
     def post_entries(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -62,14 +86,19 @@ class Server:
             stored: list[dict[str, Any]] = json.loads(response.read())
             return stored
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop the process: SIGTERM (or SIGKILL with ``crash``); idempotent."""
+        if self.proc is not None and self.proc.poll() is None:
+            if crash:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
 
 
 def sha1(text: str) -> str:

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import nsserver
 import pytest
 from nsserver import SECRET, Server, get_json
 
@@ -354,13 +353,6 @@ def test_absent_receiver_is_waited_for_and_reported_never_an_exit(tmp_path: Path
 # -- 5. network outage -------------------------------------------------------------------------
 
 
-def restart_server(old: Server, tmp: Path) -> Server:
-    """A new ``bridge server`` on the old one's port and database (nsserver.Server picks a free port)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(nsserver, "free_port", lambda: old.port)
-        return Server(tmp)
-
-
 def backlog_in_store(tmp: Path, name: str) -> int:
     with Outbox.open(tmp / "state" / "outbox.sqlite3") as outbox:
         return outbox.backlog(name)
@@ -387,7 +379,7 @@ def test_network_outage_queues_readings_and_drains_them_oldest_first(
                 wait_for(lambda: str(read_health_of(tmp_path)["stale_reason"]).startswith("upload failing"),
                          "`bridge status` to say why")
                 wait_for(lambda: backlog_in_store(tmp_path, name) > first, "the backlog to grow", 40)
-                server = restart_server(server, tmp_path)  # the network is back
+                server.start()  # the network is back, same port and database
                 newest = readings(emu)[-1]
                 wait_for(on_server(server, [newest], offset), "the backlog to drain", 40)
                 wait_for(lambda: daemon.state.backlog[name] == 0 and daemon.state.stale_reason is None,

@@ -39,14 +39,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nsserver import SECRET, free_port, get_json
+from nsserver import SECRET, Server, get_json
 from proxy import FaultProxy
 
 from bridge.dexcom.clock import DEXCOM_EPOCH_UNIX
@@ -70,7 +69,6 @@ SHORT_OUTAGE_S = (2.0, 8.0)
 BURST_S = (8.0, 12.0)
 QUIET_S = 5.0  # faults off, the receiver still recording: the next new reading drains the backlog
 DRAIN_TIMEOUT_S = 120.0
-START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 30.0
 SAMPLE_S = 2.0  # read the daemon's outage log this often
 CHILD = Path(__file__).resolve().parent / "daemon_child.py"
@@ -93,54 +91,6 @@ def _emulator(tmp: Path) -> _Emulator:
     lag[0] = 0.0
     emu.tick()
     return emu
-
-
-class _RestartableServer:
-    """`bridge server` on one port and one database, stopped and started again at will."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.db = tmp / "ns.sqlite"
-        self.log = tmp / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def up(self) -> bool:
-        return self.proc is not None
-
-    def start(self) -> None:
-        env = {**os.environ, "API_SECRET": SECRET}
-        env.pop("BRIDGE_API_SECRET", None)
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--db", str(self.db), "--auth-fail-delay", "0"],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.base + "/api/v1/status.json", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the server did not start:\n{self.log.read_text(errors='replace')[-3000:]}",
-                            pytrace=False)
-            time.sleep(0.1)
-
-    def stop(self, *, crash: bool = False) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            if crash:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
 
 class _Supervisor:
@@ -275,8 +225,7 @@ def _env(tmp: Path, link: Path, url: str) -> dict[str, str]:
 @pytest.mark.timeout(int(LIVE_S + QUIET_S + DRAIN_TIMEOUT_S + 240))
 def test_chaos_every_reading_once_with_its_time_and_every_outage_explained(tmp_path: Path) -> None:
     rng = random.Random(f"{SEED}:schedule")
-    server = _RestartableServer(tmp_path)
-    server.start()
+    server = Server(tmp_path)
     proxy = FaultProxy(server.port, rates=PROXY_RATES, seed=SEED)
     flag = tmp_path / "clock-not-synchronised"
     flag.touch()

@@ -9,11 +9,11 @@ without a pty or any sleep: the link's clock jumps to the deadline when nothing 
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable
 
 from bridge.dexcom.commands import Command, Status, decode_read_pages, encode_page_range
 from bridge.dexcom.framing import FrameDecoder, encode_frame
 from bridge.dexcom.layouts import record_size
+from bridge.dexcom.receiver import Receiver
 from bridge.errors import ReceiverDisconnectedError
 
 from vectors import load
@@ -25,7 +25,7 @@ def captured_device() -> tuple[dict[int, bytes], dict[int, dict[int, bytes]]]:
     """Simple replies by command and real pages by (type, number), from the capture."""
     capture = load("capture_dexcom_studio_g4_2013.json")["packets"]
     simple: dict[int, bytes] = {}
-    for out, reply in zip(capture, capture[1:]):
+    for out, reply in zip(capture, capture[1:], strict=False):
         if out["dir"] == "out" and reply["dir"] == "in":
             command = bytes.fromhex(out["hex"])[3]
             body = bytes.fromhex(reply["hex"])
@@ -140,7 +140,7 @@ class FakeLink:
             if count > self.max_pages or not all(n in have for n in wanted):
                 return encode_frame(Status.INVALID_PARAM)
             pages = [bytearray(have[n]) for n in wanted]
-            for page, number in zip(pages, wanted):
+            for page, number in zip(pages, wanted, strict=True):
                 for damaged, index in self.damaged_records:
                     if damaged == number:  # flip a bit of that record's first byte: its CRC fails
                         page[28 + index * record_size(record_type, page[9])] ^= 0x01
@@ -150,10 +150,6 @@ class FakeLink:
         return encode_frame(Status.INVALID_COMMAND)
 
 
-def make_receiver(link: FakeLink, **kwargs: object) -> "Receiver":
-    from bridge.dexcom.receiver import Receiver
-
+def make_receiver(link: FakeLink, **kwargs: object) -> Receiver:
+    """A Receiver on the fake link, its deadlines on the link's own clock."""
     return Receiver(link, monotonic=link.monotonic, **kwargs)  # type: ignore[arg-type]
-
-
-Maker = Callable[..., object]

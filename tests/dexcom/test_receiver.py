@@ -137,7 +137,8 @@ def test_receiver_read_through_covers_everything_when_whole() -> None:
 def test_receiver_inclusive_read_keeps_every_record_sharing_the_cursor_second() -> None:
     link = FakeLink()
     records = _all_egv(link)
-    twins = [(a, b) for a, b in zip(records, records[1:]) if b.display_only and b.system_seconds == a.system_seconds]
+    twins = [(a, b) for a, b in zip(records, records[1:], strict=False)
+             if b.display_only and b.system_seconds == a.system_seconds]
     assert twins, "the real capture has display-only duplicates written at their reading's second"
     normal, duplicate = twins[-1]
     since = normal.system_seconds

@@ -16,7 +16,6 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from nsserver import SECRET, Server, get_json
@@ -31,27 +30,12 @@ Reading = tuple[int, int]  # (date ms, sgv)
 BACKOFF_WAIT_S = 45  # the outbox's first retry comes 15-30 s after a failure (bridge.app.upload.BACKOFF_BASE_S)
 
 
-class RestartableServer(Server):
-    """A bundled server in its own directory that can be stopped and started again on the same port and db."""
-
-    def __init__(self, tmp: Path) -> None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.tmp = tmp
-        super().__init__(tmp)
-
-    def restart(self) -> None:
-        """Start the server again on the same port with the same database (after :meth:`stop`)."""
-        self.stop()
-        with mock.patch("nsserver.free_port", return_value=self.port):
-            super().__init__(self.tmp)
-
-
 @pytest.fixture
 def servers(tmp_path: Path):
-    started: list[RestartableServer] = []
+    started: list[Server] = []
 
-    def start(name: str) -> RestartableServer:
-        server = RestartableServer(tmp_path / name)
+    def start(name: str) -> Server:
+        server = Server(tmp_path / name)
         started.append(server)
         return server
 

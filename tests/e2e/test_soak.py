@@ -24,12 +24,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from nsserver import SECRET, free_port, get_json
+from nsserver import SECRET, Server, get_json
 
 from bridge.dexcom.clock import DEXCOM_EPOCH_UNIX
 from bridge.emulator import ReceiverEmulator
@@ -39,7 +38,6 @@ INTERVAL_S = 1  # the emulator's shortest interval; the daemon keeps up with it 
 FAULTS = "crc=0.02,truncate=0.01,nak=0.01,unplug=0.003"
 OUTAGES = ((0.25, 4.0), (0.6, 9.0))  # (fraction of the live readings done, seconds the server is down)
 DRAIN_TIMEOUT_S = 150.0  # the outbox backs off 15-60 s after failed rounds: allow two of them
-START_TIMEOUT_S = 20.0
 
 
 class _Emulator(ReceiverEmulator):
@@ -49,46 +47,6 @@ class _Emulator(ReceiverEmulator):
 
     def tick(self) -> int:
         return 0 if self.frozen else super().tick()
-
-
-class _RestartableServer:
-    """A `bridge server` subprocess that can be stopped and started again on one port and db."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.db = tmp / "ns.sqlite"
-        self.log = tmp / "server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "API_SECRET": SECRET}
-        env.pop("BRIDGE_API_SECRET", None)
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "server", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--db", str(self.db), "--auth-fail-delay", "0"],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.base + "/api/v1/status.json", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the server did not start:\n{self.log.read_text(errors='replace')}", pytrace=False)
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
 
 def _daemon_env(link: Path, state: Path, url: str) -> dict[str, str]:
@@ -138,8 +96,7 @@ def _overtaken(db: Path) -> int:
 
 @pytest.mark.timeout(LIVE_READINGS * INTERVAL_S + 420)
 def test_soak_daemon_delivers_every_reading_once_through_faults_and_outages(tmp_path: Path) -> None:
-    server = _RestartableServer(tmp_path)
-    server.start()
+    server = Server(tmp_path)
     link, truth_path, daemon_log = tmp_path / "dexcom", tmp_path / "truth.json", tmp_path / "daemon.log"
     env = _daemon_env(link, tmp_path / "state", server.base)
     emulator = _Emulator(days=0.1, interval_s=INTERVAL_S, faults=FAULTS, seed=2024, link_path=link,
