@@ -16,7 +16,7 @@ The goal is backfill / download <= 1.3 (medians); and <= 12 HTTP requests per 1,
 uploaded. `--profile FILE` also writes a cProfile of one in-process backfill and prints where
 its time goes.
 
-    python bench/bench_backfill.py [--days 30] [--rounds 3] [--update] [--profile FILE]
+    python bench/bench_backfill.py [--days 30] [--rounds 3] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -211,7 +211,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=30)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--update", action="store_true", help="write the section into BENCHMARKS.md")
     parser.add_argument("--profile", type=Path, help="also profile one in-process backfill into this file")
     args = parser.parse_args()
     download = _bench_download().download
@@ -307,21 +306,6 @@ def main() -> None:
                   "slows the Python parts):", "", *profile_lines]
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.update:
-        update_benchmarks(text)
-
-
-def update_benchmarks(section: str) -> None:
-    """Replace this script's section of BENCHMARKS.md (or append it); other sections stay as they are."""
-    path = HERE.parent / "BENCHMARKS.md"
-    doc = path.read_text(encoding="utf-8")
-    start = doc.find(SECTION)
-    if start < 0:
-        doc = doc.rstrip("\n") + "\n\n" + section
-    else:
-        end = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + section + ("\n" + doc[end + 1:] if end >= 0 else "")
-    path.write_text(doc, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -22,10 +22,9 @@ emulate`` (latency on: the receiver's modelled service times) and ``bridge run``
 * where the memory goes: a fresh interpreter imports what `bridge run` imports, group by group,
   and prints ``VmRSS`` after each (with and without trio).
 
-    python bench/bench_daemon.py [--readings 30] [--interval 10] [--window 300] [--days 7] [--update]
+    python bench/bench_daemon.py [--readings 30] [--interval 10] [--window 300] [--days 7]
 
-With ``--update`` the section "## Daemon latency and footprint (bench/bench_daemon.py)" of
-BENCHMARKS.md is replaced (or appended); other sections are left alone.
+It prints its section of BENCHMARKS.md; `make bench` (bench/run_all.py) writes the file.
 """
 
 from __future__ import annotations
@@ -508,17 +507,6 @@ def memory_section(imports: dict[str, dict[str, Any]], p: dict[str, float], n: d
     return lines
 
 
-def update_benchmarks(path: Path, section: str) -> None:
-    """Replace our section of ``path`` (up to the next ``## `` heading) or append it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=30, help="readings timed in the latency phase")
@@ -526,7 +514,6 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=300.0, help="steady footprint window at 300 s cadence, s")
     parser.add_argument("--days", type=float, default=7.0, help="history of the footprint emulators, days")
     parser.add_argument("--sweep", default="1,30,90", help="history sizes (days) for the backfill peak RSS; '' skips")
-    parser.add_argument("--update", action="store_true", help="write the section into BENCHMARKS.md")
     args = parser.parse_args()
     command = "python bench/bench_daemon.py " + " ".join(sys.argv[1:])
     began = time.monotonic()
@@ -574,8 +561,6 @@ def main() -> None:
     imports = {"as-is": import_breakdown(False), "no-trio": import_breakdown(True)}
     section = report(args, latency, plain, lean, imports, exits, command, time.monotonic() - began, sweep)
     print(section)
-    if args.update:
-        update_benchmarks(ROOT / "BENCHMARKS.md", section)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ every reading (``clients x readings`` messages), and the delivery latency is the
 start of the POST to the receipt by a client, over all receipts (CLOCK_MONOTONIC, which is
 system-wide on Linux, so comparable across processes).
 
-    python bench/bench_server.py [--rounds 3] [--seconds 5] [--clients 50] [--readings 20] [--update]
+    python bench/bench_server.py [--rounds 3] [--seconds 5] [--clients 50] [--readings 20]
 
-With ``--update`` the section "## Server load (bench/bench_server.py)" of BENCHMARKS.md is
-replaced (or appended); other sections are left alone.
+It prints its section of BENCHMARKS.md; `make bench` (bench/run_all.py) writes the file.
 """
 
 from __future__ import annotations
@@ -307,17 +306,6 @@ def report(args: argparse.Namespace, rounds: list[dict[str, float]], ws: dict[st
     return "\n".join(lines)
 
 
-def update_benchmarks(path: Path, section: str) -> None:
-    """Replace our section of ``path`` (up to the next ``## `` heading) or append it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="HTTP load rounds (median reported)")
@@ -326,7 +314,6 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50, help="live WebSocket clients")
     parser.add_argument("--readings", type=int, default=20, help="readings posted to the WebSocket clients")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between those readings")
-    parser.add_argument("--update", action="store_true", help="write the section into BENCHMARKS.md")
     args = parser.parse_args()
     command = "python bench/bench_server.py " + " ".join(sys.argv[1:])
     ctx = multiprocessing.get_context("spawn")
@@ -346,9 +333,6 @@ def main() -> None:
     section = report(args, rounds, ws, command)
     print(section)
     print(f"(bench took {time.monotonic() - started:.0f} s)", file=sys.stderr)
-    if args.update:
-        update_benchmarks(ROOT / "BENCHMARKS.md", section)
-        print("updated BENCHMARKS.md", file=sys.stderr)
     if ws["delivered"] != ws["expected"]:
         raise SystemExit(f"only {ws['delivered']} of {ws['expected']} WebSocket messages arrived")
 

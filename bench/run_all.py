@@ -27,7 +27,7 @@ BENCHES = [
     ("bench_backfill.py", ["--days", "30", "--rounds", "3"], ["--days", "7", "--rounds", "1"]),
     ("bench_growth.py", ["--days", "1", "7", "30", "90"], ["--days", "1", "7"]),
     ("bench_server.py", [], ["--rounds", "1", "--seconds", "2", "--readings", "5"]),
-    ("bench_daemon.py", [], ["--quick"]),
+    ("bench_daemon.py", [], ["--readings", "5", "--window", "30", "--days", "1"]),
 ]
 
 
